@@ -1,0 +1,1 @@
+"""Cosmos routing modes: ``host`` and ``path``."""

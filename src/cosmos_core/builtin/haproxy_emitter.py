@@ -1,0 +1,106 @@
+"""The built-in HAProxy emitter (jinja2): the seed's layout, deterministic output.
+
+Values reaching the template were validated by the model and the routing
+modes, so the template does no escaping.  Users may point ``template`` at their
+own jinja2 file; it receives ``services`` (each with ``servers``), ``routes``,
+``bind`` and ``fallback``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from cosmos_core.contracts import Provides, Route
+from cosmos_core.errors import ValidationError
+from cosmos_core.hookspecs import hookimpl
+from cosmos_core.model import Service
+from cosmos_core.settings import Settings
+
+FALLBACK_BACKEND = "_no_match"
+DEFAULT_TEMPLATE = Path(__file__).with_name("templates") / "haproxy.cfg.j2"
+
+
+@dataclass(frozen=True)
+class ServerView:
+    id: str
+    address: str
+    cookie: str
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str
+    mode: str
+    predicate: str
+    cookie: str | None
+    servers: tuple[ServerView, ...]
+
+
+def view(service: Service) -> ServiceView:
+    """What the template sees of a service: servers with their own cookie values."""
+    servers = tuple(ServerView(c.id, service.endpoint(c), cookie_value(c.id)) for c in service.containers)
+    return ServiceView(service.name, service.mode, service.predicate, service.cookie, servers)
+
+
+def cookie_value(container_id: str) -> str:
+    """A server's sticky-cookie value: unique per server, stable across reloads."""
+    return container_id
+
+
+class HAProxyEmitter:
+    """Renders ``haproxy.cfg`` from a jinja2 template."""
+
+    def __init__(self, template_path: Path, bind: str) -> None:
+        import jinja2
+
+        try:
+            source = template_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValidationError("template", str(template_path), f"cannot be read ({exc.strerror})") from None
+        env = jinja2.Environment(
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        try:
+            self.template = env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValidationError("template", str(template_path), f"line {exc.lineno}: {exc.message}") from None
+        self.bind = bind
+
+    def render(self, services: Sequence[Service], routes: Sequence[Route]) -> str:
+        context: dict[str, Any] = {
+            "services": [view(s) for s in services],
+            "routes": list(routes),
+            "bind": self.bind,
+            "fallback": FALLBACK_BACKEND,
+        }
+        return self.template.render(context)
+
+
+def check_bind(value: str) -> str:
+    """``[address]:port`` with a plain IPv4/IPv6 address or none."""
+    from cosmos_core.model import check_host, check_port
+
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        raise ValidationError("bind", value, "must be [address]:port, e.g. :80 or 127.0.0.1:8080")
+    if check_port(port, "bind") is None:
+        raise ValidationError("bind", value, "needs a port, e.g. :80")
+    if host:
+        check_host(host.strip("[]"), "bind")
+    return value
+
+
+def make_emitter(settings: Settings) -> HAProxyEmitter:
+    path = Path(settings.template) if settings.template else DEFAULT_TEMPLATE
+    return HAProxyEmitter(path, check_bind(settings.bind))
+
+
+@hookimpl
+def cosmos_emitters() -> list[Provides]:
+    return [Provides("haproxy", make_emitter, "haproxy.cfg from a jinja2 template")]

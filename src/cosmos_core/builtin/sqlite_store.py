@@ -1,0 +1,164 @@
+"""The embedded state store: ``sqlite:///PATH`` (``sqlite://`` alone uses the default path).
+
+Layout: one row per service and one per container, keyed by table (namespace).
+A per-table revision counter gives optimistic locking: ``load`` returns it as
+the state's token and ``apply`` writes only if it has not moved, inside one
+``BEGIN IMMEDIATE`` transaction, so a half-written plan is never visible.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from typing import Iterator
+
+from cosmos_core.contracts import ApplyResult, Provides, StoreURL
+from cosmos_core.errors import ConflictError, StoreError
+from cosmos_core.hookspecs import hookimpl
+from cosmos_core.model import Change, Container, Plan, Service, State
+from cosmos_core.settings import Settings, default_store_url
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS services (
+    tbl TEXT NOT NULL, name TEXT NOT NULL, mode TEXT NOT NULL, predicate TEXT NOT NULL,
+    cookie TEXT, port INTEGER, PRIMARY KEY (tbl, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS containers (
+    tbl TEXT NOT NULL, service TEXT NOT NULL, id TEXT NOT NULL, host TEXT NOT NULL,
+    port INTEGER, PRIMARY KEY (tbl, service, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revisions (
+    tbl TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+class SQLiteStore:
+    """A :class:`~cosmos_core.contracts.StateStore` in one SQLite file (WAL mode)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if self.path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"store sqlite://{self.path}: cannot open ({exc}); check the path and its permissions") from None
+        return conn
+
+    def load(self, table: str) -> State:
+        with self._errors():
+            conn = self.conn
+            conn.execute("BEGIN")
+            try:
+                revision = self._revision(table)
+                rows = conn.execute(
+                    "SELECT name, mode, predicate, cookie, port FROM services WHERE tbl = ? ORDER BY name", (table,)
+                ).fetchall()
+                members: dict[str, list[Container]] = {}
+                for service, cid, host, port in conn.execute(
+                    "SELECT service, id, host, port FROM containers WHERE tbl = ? ORDER BY service, id", (table,)
+                ):
+                    members.setdefault(service, []).append(Container(cid, host, port))
+            finally:
+                conn.execute("COMMIT")
+        services = {
+            name: Service(name, mode, predicate, cookie, port, tuple(members.get(name, ())))
+            for name, mode, predicate, cookie, port in rows
+        }
+        return State(services, token=revision)
+
+    def apply(self, table: str, plan: Plan, base: State) -> ApplyResult:
+        if not plan:
+            return ApplyResult()
+        written = deleted = 0
+        with self._errors():
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self._revision(table) != base.token:
+                    raise ConflictError(f"table {table!r} changed since it was read")
+                for change in plan.changes:
+                    w, d = self._apply_change(table, change)
+                    written, deleted = written + w, deleted + d
+                conn.execute(
+                    "INSERT INTO revisions (tbl, revision) VALUES (?, 1) "
+                    "ON CONFLICT (tbl) DO UPDATE SET revision = revision + 1",
+                    (table,),
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return ApplyResult(written=written, deleted=deleted, requests=1)
+
+    def _apply_change(self, table: str, change: Change) -> tuple[int, int]:
+        conn = self.conn
+        if change.after is None:
+            conn.execute("DELETE FROM containers WHERE tbl = ? AND service = ?", (table, change.name))
+            conn.execute("DELETE FROM services WHERE tbl = ? AND name = ?", (table, change.name))
+            return 0, 1 + len(change.before.containers)
+        written = 0
+        if change.settings_changed:
+            after = change.after
+            conn.execute(
+                "INSERT OR REPLACE INTO services (tbl, name, mode, predicate, cookie, port) VALUES (?, ?, ?, ?, ?, ?)",
+                (table, after.name, after.mode, after.predicate, after.cookie, after.port),
+            )
+            written += 1
+        conn.executemany(
+            "DELETE FROM containers WHERE tbl = ? AND service = ? AND id = ?",
+            [(table, change.name, c.id) for c in change.removed],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO containers (tbl, service, id, host, port) VALUES (?, ?, ?, ?, ?)",
+            [(table, change.name, c.id, c.host, c.port) for c in change.added],
+        )
+        return written + len(change.added), len(change.removed)
+
+    def _revision(self, table: str) -> int:
+        row = self.conn.execute("SELECT revision FROM revisions WHERE tbl = ?", (table,)).fetchone()
+        return row[0] if row else 0
+
+    def tables(self) -> list[str]:
+        with self._errors():
+            return [row[0] for row in self.conn.execute("SELECT DISTINCT tbl FROM services ORDER BY tbl")]
+
+    def ping(self) -> None:
+        with self._errors():
+            self.conn.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn sqlite3 errors into one-line StoreErrors."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"store sqlite://{self.path}: {exc}") from None
+
+
+def open_store(url: StoreURL, settings: Settings) -> SQLiteStore:
+    """``sqlite:///abs/path``, ``sqlite://relative/path``, ``sqlite://:memory:`` or ``sqlite://``."""
+    path = url.location or default_store_url()[len("sqlite://"):]
+    return SQLiteStore(path)
+
+
+@hookimpl
+def cosmos_state_stores() -> list[Provides]:
+    return [Provides("sqlite", open_store, "embedded SQLite file (default)")]
+

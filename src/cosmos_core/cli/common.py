@@ -1,0 +1,82 @@
+"""What every command shares: option types, settings resolution, error mapping."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
+
+from cosmos_core.errors import CosmosError
+from cosmos_core.settings import Settings
+
+
+@dataclass
+class GlobalOptions:
+    config: str | None = None
+    log_format: str | None = None
+    log_level: str | None = None
+    debug: bool | None = None
+
+
+StoreOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--store",
+        envvar="COSMOS_STORE",
+        help="State store URL: sqlite:///PATH (default under ~/.local/state/cosmos) or dynamodb://TABLE.",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    """Resolve settings (flags > env > cosmos.toml > defaults) and configure logging.
+
+    A bad setting is reported like any other error: one line, exit 2.
+    """
+    from cosmos_core import logs
+    from cosmos_core.settings import load
+
+    glob: GlobalOptions = ctx.obj or GlobalOptions()
+    flags = {"log_format": glob.log_format, "log_level": glob.log_level, "debug": glob.debug or None}
+    with errors(debug=bool(glob.debug)):
+        resolved = load({**flags, **overrides}, glob.config)
+        if resolved.log_format not in logs.FORMATS:
+            _fail(f"log_format: must be one of {', '.join(logs.FORMATS)} (got {resolved.log_format!r})", 2)
+        if resolved.log_level not in logs.LEVELS:
+            _fail(f"log_level: must be one of {', '.join(logs.LEVELS)} (got {resolved.log_level!r})", 2)
+    logs.configure(resolved.log_format, resolved.log_level)
+    return resolved
+
+
+@contextmanager
+def errors(debug: bool = False) -> Iterator[None]:
+    """Map exceptions to one stderr line and an exit code (traceback only with --debug)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except CosmosError as exc:
+        if debug:
+            raise
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if debug:
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for a traceback)", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"cosmos: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()

@@ -1,0 +1,32 @@
+"""``cosmos plugins``: what is installed and which names each plugin provides."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import typer
+
+from cosmos_core.cli import common
+
+
+def plugins(ctx: typer.Context, as_json: common.JsonOpt = False) -> None:
+    """List installed plugins, the names they provide, and any that failed to load."""
+    settings = common.settings(ctx)
+    with common.errors(settings.debug):
+        from cosmos_core.plugins import Plugins
+
+        found = Plugins.discover()
+        infos = found.describe()
+    if as_json:
+        data = {"plugins": [asdict(i) for i in infos], "failed": [asdict(f) for f in found.failed]}
+        common.write_stdout(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return
+    lines = []
+    for info in infos:
+        lines.append(f"{info.name}  ({info.source})")
+        for family, names in sorted(info.provides.items()):
+            lines.append(f"    {family}: {', '.join(names)}")
+    for failed in found.failed:
+        lines.append(f"{failed.name}  ({failed.source})  FAILED: {failed.error}")
+    common.write_stdout("\n".join(lines) + "\n")

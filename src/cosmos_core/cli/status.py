@@ -1,0 +1,45 @@
+"""``cosmos status``: what the store holds."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from cosmos_core.cli import common
+
+
+def status(
+    ctx: typer.Context,
+    store: common.StoreOpt = None,
+    table: Annotated[
+        Optional[str], typer.Option("--table", help="Only this table (default: every table in the store).")
+    ] = None,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Show the stored services: mode, predicate, cookie and containers."""
+    settings = common.settings(ctx, store=store)
+    with common.errors(settings.debug):
+        from cosmos_core.runtime import Runtime
+        from cosmos_core.status import collect
+
+        runtime = Runtime(settings)
+        try:
+            report = collect(runtime, table)
+        finally:
+            runtime.close()
+    if as_json:
+        common.write_stdout(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        return
+    lines = [f"store: {report['store']}"]
+    if not report["tables"]:
+        lines.append("(no services stored)")
+    for name, services in report["tables"].items():
+        lines.append(f"table {name}: {len(services)} service(s)")
+        for service in services:
+            cookie = service["cookie"] or "-"
+            lines.append(f"  {service['name']}  {service['mode']} {service['predicate']}  cookie={cookie}")
+            for container in service["containers"]:
+                lines.append(f"    {container['id']}  {container['address']}")
+    common.write_stdout("\n".join(lines) + "\n")

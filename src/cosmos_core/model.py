@@ -1,0 +1,289 @@
+"""The data model: frozen dataclasses and the one place where strings are checked.
+
+Every :class:`Service` and :class:`Container` validates itself on construction, so
+any instance that exists holds only values that are safe to place in a config
+file.  Field errors raise :class:`~cosmos_core.errors.ValidationError` naming the
+attribute; callers prefix the path (``candidateServices[0].``) with
+:meth:`ValidationError.within`.
+
+Routing-mode specific checks of a predicate (hostname, path...) belong to the
+routing mode plugin; here a predicate only has to be a plain token that cannot
+break out of a config line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from cosmos_core.errors import ValidationError
+
+DEFAULT_MODE = "host"
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_MODE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_COOKIE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# A predicate is one config token: printable ASCII without space, quotes,
+# backslash, '#' (comment), '$' (env expansion) or braces.
+_PREDICATE = re.compile(r"[A-Za-z0-9._~/:@%+=,;!*()\[\]-]{1,255}")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _require(ok: bool, field_name: str, value: Any, reason: str) -> None:
+    if not ok:
+        raise ValidationError(field_name, value, reason)
+
+
+def check_name(value: Any, field_name: str = "serviceName") -> str:
+    """A service name: also used as HAProxy backend and ACL name."""
+    _require(isinstance(value, str), field_name, value, "must be a string")
+    _require(
+        bool(_NAME.fullmatch(value)),
+        field_name,
+        value,
+        "must be 1-63 characters of letters, digits, '_', '.', '-', starting with a letter or digit",
+    )
+    return value
+
+
+def check_container_id(value: Any, field_name: str = "id") -> str:
+    _require(isinstance(value, str), field_name, value, "must be a string")
+    _require(
+        bool(_CONTAINER_ID.fullmatch(value)),
+        field_name,
+        value,
+        "must be 1-128 characters of letters, digits, '_', '.', '-'",
+    )
+    return value
+
+
+def check_mode(value: Any, field_name: str = "configMode") -> str:
+    """A routing mode name, case-insensitive; empty or missing means the default."""
+    if value is None or value == "":
+        return DEFAULT_MODE
+    _require(isinstance(value, str), field_name, value, "must be a string")
+    lowered = value.lower()
+    _require(bool(_MODE.fullmatch(lowered)), field_name, value, "is not a valid mode name")
+    return lowered
+
+
+def check_cookie(value: Any, field_name: str = "cookie") -> str | None:
+    """A sticky-cookie name, or ``None`` (missing, null or empty) for no stickiness."""
+    if value is None or value == "":
+        return None
+    _require(isinstance(value, str), field_name, value, "must be a string")
+    _require(
+        bool(_COOKIE.fullmatch(value)),
+        field_name,
+        value,
+        "must be 1-64 characters of letters, digits, '_', '.', '-'",
+    )
+    return value
+
+
+def check_predicate(value: Any, field_name: str = "predicate") -> str:
+    _require(isinstance(value, str), field_name, value, "must be a string")
+    _require(
+        bool(_PREDICATE.fullmatch(value)),
+        field_name,
+        value,
+        "must be 1-255 printable characters without spaces, quotes, '#', '$', '\\' or braces",
+    )
+    return value
+
+
+def check_port(value: Any, field_name: str = "port") -> int | None:
+    """A TCP port 1-65535 given as int or digit string; ``None``/empty means unset."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value_int = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value_int = value
+    else:
+        raise ValidationError(field_name, value, "must be a port number")
+    _require(1 <= value_int <= 65535, field_name, value, "must be between 1 and 65535")
+    return value_int
+
+
+def check_host(value: Any, field_name: str = "ip") -> str:
+    """An IPv4/IPv6 address or an RFC 1123 host name (no port)."""
+    _require(isinstance(value, str) and value != "", field_name, value, "must be a non-empty string")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    _require(
+        bool(_HOSTNAME.fullmatch(value)),
+        field_name,
+        value,
+        "must be an IP address or an RFC 1123 host name",
+    )
+    return value.lower()
+
+
+def split_address(value: Any, field_name: str = "ip") -> tuple[str, int | None]:
+    """Split ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` into (host, port)."""
+    _require(isinstance(value, str) and value != "", field_name, value, "must be a non-empty string")
+    host, port = value, None
+    if value.startswith("["):
+        end = value.find("]")
+        _require(end > 0, field_name, value, "has an unclosed '['")
+        host, rest = value[1:end], value[end + 1 :]
+        if rest:
+            _require(rest.startswith(":"), field_name, value, "must be [address]:port")
+            port = rest[1:]
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    checked_host = check_host(host, field_name)
+    checked_port = check_port(port, field_name) if port is not None else None
+    _require(port is None or checked_port is not None, field_name, value, "has an empty port")
+    return checked_host, checked_port
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Container:
+    """One instance of a service: a container id and the address HAProxy reaches it at.
+
+    ``port`` may be ``None``: the service's port applies then.
+    """
+
+    id: str
+    host: str
+    port: int | None = None
+
+    def __post_init__(self) -> None:
+        check_container_id(self.id, "id")
+        object.__setattr__(self, "host", check_host(self.host, "ip"))
+        object.__setattr__(self, "port", check_port(self.port, "port"))
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A routed service: its routing settings and its containers (sorted by id, unique)."""
+
+    name: str
+    mode: str = DEFAULT_MODE
+    predicate: str = ""
+    cookie: str | None = None
+    port: int | None = None
+    containers: tuple[Container, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "serviceName")
+        object.__setattr__(self, "mode", check_mode(self.mode, "configMode"))
+        check_predicate(self.predicate, "predicate")
+        object.__setattr__(self, "cookie", check_cookie(self.cookie, "cookie"))
+        object.__setattr__(self, "port", check_port(self.port, "port"))
+        unique = {c.id: c for c in self.containers}
+        object.__setattr__(self, "containers", tuple(sorted(unique.values())))
+        for index, container in enumerate(self.containers):
+            if container.port is None and self.port is None:
+                raise ValidationError(
+                    f"containers[{index}].ip", container.host, "has no port and the service sets none"
+                )
+
+    @property
+    def settings(self) -> tuple[str, str, str | None, int | None]:
+        """The routing settings, without containers: what a candidate replaces."""
+        return (self.mode, self.predicate, self.cookie, self.port)
+
+    def endpoint(self, container: Container) -> str:
+        """``host:port`` (``[v6]:port``) for a container of this service."""
+        port = container.port if container.port is not None else self.port
+        host = f"[{container.host}]" if ":" in container.host else container.host
+        return f"{host}:{port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "predicate": self.predicate,
+            "cookie": self.cookie,
+            "port": self.port,
+            "containers": [
+                {"id": c.id, "address": self.endpoint(c)} for c in self.containers
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunningContainer:
+    """A container reported as running, with the service name it claims."""
+
+    service: str
+    container: Container
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one request (or one debounced batch of events) says about a host.
+
+    ``table`` is the payload's ``tableName``/``table`` (``None`` when absent).
+    """
+
+    table: str | None
+    running: tuple[RunningContainer, ...] = ()
+    candidates: tuple[Service, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What a store holds for one table, plus a store-private token for optimistic locking."""
+
+    services: Mapping[str, Service] = field(default_factory=dict)
+    token: Any = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One service's transition; ``before``/``after`` is ``None`` for create/delete."""
+
+    name: str
+    before: Service | None
+    after: Service | None
+
+    @property
+    def settings_changed(self) -> bool:
+        if self.before is None or self.after is None:
+            return True
+        return self.before.settings != self.after.settings
+
+    @property
+    def added(self) -> tuple[Container, ...]:
+        """Containers new or changed in ``after``."""
+        old = set(self.before.containers) if self.before else set()
+        return tuple(c for c in (self.after.containers if self.after else ()) if c not in old)
+
+    @property
+    def removed(self) -> tuple[Container, ...]:
+        """Containers of ``before`` whose id is gone from ``after``."""
+        keep = {c.id for c in self.after.containers} if self.after else set()
+        return tuple(c for c in (self.before.containers if self.before else ()) if c.id not in keep)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The diff a store applies: one :class:`Change` per service that changes, sorted by name."""
+
+    changes: tuple[Change, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> dict[str, int]:
+        created = sum(1 for c in self.changes if c.before is None)
+        deleted = sum(1 for c in self.changes if c.after is None)
+        return {
+            "created": created,
+            "deleted": deleted,
+            "updated": len(self.changes) - created - deleted,
+            "containers_added": sum(len(c.added) for c in self.changes),
+            "containers_removed": sum(len(c.removed) for c in self.changes),
+        }

@@ -1,0 +1,147 @@
+"""Parse an original Cosmos request (either dialect) into a :class:`Snapshot`.
+
+Dialects:
+
+* 2016: ``tableName`` / ``runningServices`` / ``candidateServices``, ports inside
+  ``ip`` as ``host:port``;
+* later: ``table`` / ``running`` / ``candidates``, with an optional ``port`` field.
+
+Every error is a :class:`ValidationError` whose field is the JSON path in the
+payload, e.g. ``candidateServices[1].containers[0].ip``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any, Iterable
+
+from cosmos_core.errors import ValidationError
+from cosmos_core.model import (
+    Container,
+    RunningContainer,
+    Service,
+    Snapshot,
+    check_cookie,
+    check_mode,
+    check_name,
+    check_port,
+    check_predicate,
+    split_address,
+)
+
+_ALIASES = {
+    "table": ("tableName", "table"),
+    "running": ("runningServices", "running"),
+    "candidates": ("candidateServices", "candidates"),
+}
+
+
+def loads(text: str | bytes) -> Snapshot:
+    """Parse JSON text into a snapshot."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError("payload", _excerpt(text), f"is not valid JSON ({exc})") from None
+    return parse(data)
+
+
+def parse(data: Any) -> Snapshot:
+    """Validate a decoded payload and build the snapshot."""
+    _expect(isinstance(data, dict), "payload", data, "must be a JSON object")
+    table_key, table = _pick(data, "table")
+    if table is not None:
+        check_name(table, table_key)
+    running_key, running = _pick(data, "running")
+    candidates_key, candidates = _pick(data, "candidates")
+    return Snapshot(
+        table=table,
+        running=tuple(_running(running_key, running)),
+        candidates=tuple(_merge_candidates(candidates_key, candidates)),
+    )
+
+
+def _pick(data: dict[str, Any], canonical: str) -> tuple[str, Any]:
+    """The value under either dialect's key; both present and different is an error."""
+    old, new = _ALIASES[canonical]
+    if old in data and new in data and data[old] != data[new]:
+        raise ValidationError(new, data[new], f"conflicts with {old!r}; give only one")
+    key = old if old in data else new
+    return key, data.get(key)
+
+
+def _items(key: str, value: Any) -> Iterable[tuple[str, dict[str, Any]]]:
+    if value is None:
+        return
+    _expect(isinstance(value, list), key, value, "must be a list")
+    for index, item in enumerate(value):
+        path = f"{key}[{index}]"
+        _expect(isinstance(item, dict), path, item, "must be an object")
+        yield path, item
+
+
+def _container(path: str, item: dict[str, Any]) -> Container:
+    """A container from ``{id, ip[, port]}``; a separate ``port`` must agree with ``ip``'s."""
+    ip = item.get("ip", item.get("address"))
+    host, ip_port = split_address(ip, f"{path}.ip")
+    port = check_port(item.get("port"), f"{path}.port")
+    if ip_port is not None and port is not None and ip_port != port:
+        raise ValidationError(f"{path}.port", item.get("port"), f"disagrees with the port in ip {ip!r}")
+    try:
+        return Container(id=item.get("id"), host=host, port=ip_port if ip_port is not None else port)
+    except ValidationError as exc:
+        raise exc.within(path) from None
+
+
+def _running(key: str, value: Any) -> Iterable[RunningContainer]:
+    for path, item in _items(key, value):
+        name = check_name(item.get("serviceName"), f"{path}.serviceName")
+        yield RunningContainer(service=name, container=_container(path, item))
+
+
+def _candidate(path: str, item: dict[str, Any]) -> Service:
+    name = check_name(item.get("serviceName"), f"{path}.serviceName")
+    mode = check_mode(item.get("configMode"), f"{path}.configMode")
+    predicate = check_predicate(item.get("predicate"), f"{path}.predicate")
+    cookie = check_cookie(item.get("cookie"), f"{path}.cookie")
+    port = check_port(item.get("port"), f"{path}.port")
+    containers = [
+        _container(cpath, citem) for cpath, citem in _items(f"{path}.containers", item.get("containers", []))
+    ]
+    if port is None:
+        # The 2016 dialect carries the port only in each container's ip.
+        port = next((c.port for c in containers if c.port is not None), None)
+    try:
+        return Service(name, mode, predicate, cookie, port, tuple(containers))
+    except ValidationError as exc:
+        raise exc.within(path) from None
+
+
+def _merge_candidates(key: str, value: Any) -> Iterable[Service]:
+    """Candidates in payload order; repeats of one service merge their containers."""
+    merged: dict[str, tuple[str, Service]] = {}
+    for path, item in _items(key, value):
+        service = _candidate(path, item)
+        if service.name in merged:
+            first_path, first = merged[service.name]
+            if first.settings != service.settings:
+                raise ValidationError(
+                    path, service.name, f"settings conflict with {first_path} for the same service"
+                )
+            # Later containers win on equal ids, as in reconcile.
+            containers = {c.id: c for c in first.containers + service.containers}
+            service = replace(first, containers=tuple(containers.values()))
+            path = first_path
+        merged[service.name] = (path, service)
+    return (service for _, service in merged.values())
+
+
+def _expect(ok: bool, field_name: str, value: Any, reason: str) -> None:
+    if not ok:
+        raise ValidationError(field_name, value, reason)
+
+
+def _excerpt(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return text[:40]

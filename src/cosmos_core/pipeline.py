@@ -1,0 +1,109 @@
+"""One pass: snapshot -> validate -> reconcile -> render -> store -> config.
+
+Nothing else knows the order of the steps.  The config is rendered before the
+store is written, so a state that cannot be rendered is never stored; a store
+conflict (another runner wrote first) reloads and reconciles again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Mapping
+
+from cosmos_core.contracts import ApplyResult, Route, RoutingMode
+from cosmos_core.errors import ConflictError, StoreError, ValidationError
+from cosmos_core.logs import get_logger
+from cosmos_core.model import Plan, Service, Snapshot
+from cosmos_core.reconcile import diff, reconcile
+from cosmos_core.runtime import Runtime
+
+MAX_ATTEMPTS = 10
+log = get_logger("cosmos.pipeline")
+
+RoutingLookup = Callable[[str, str], RoutingMode]
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one pass."""
+
+    table: str
+    config: str
+    services: tuple[Service, ...]
+    plan: Plan
+    applied: ApplyResult
+    attempts: int
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+def validate_routing(snapshot: Snapshot, routing: RoutingLookup) -> Snapshot:
+    """Check each candidate's mode is installed and normalise its predicate."""
+    candidates = []
+    for index, service in enumerate(snapshot.candidates):
+        path = f"candidates[{index}]"
+        mode = routing(service.mode, f"{path}.configMode")
+        try:
+            predicate = mode.normalize(service.predicate)
+        except ValueError as exc:
+            raise ValidationError(f"{path}.predicate", service.predicate, str(exc)) from None
+        candidates.append(replace(service, predicate=predicate))
+    return replace(snapshot, candidates=tuple(candidates))
+
+
+def build_routes(services: Iterable[Service], routing: RoutingLookup) -> list[Route]:
+    """Routes in match order: by mode precedence, then most specific predicate first."""
+    keyed = []
+    for service in services:
+        mode = routing(service.mode, f"store: {service.name}.mode")
+        route = Route(service.name, service.name, tuple(mode.criteria(service.predicate)))
+        keyed.append(((mode.precedence, mode.sort_key(service.predicate), service.name), route))
+    return [route for _, route in sorted(keyed, key=lambda pair: pair[0])]
+
+
+def render(runtime: Runtime, services: Mapping[str, Service]) -> str:
+    ordered = [services[name] for name in sorted(services)]
+    return runtime.emitter.render(ordered, build_routes(ordered, runtime.routing))
+
+
+def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
+    """Reconcile ``snapshot`` with the store, write the difference, return the config."""
+    started = time.perf_counter()
+    table = snapshot.table or runtime.settings.table
+    snapshot = validate_routing(snapshot, runtime.routing)
+    store = runtime.store
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        t0 = time.perf_counter()
+        state = store.load(table)
+        t1 = time.perf_counter()
+        desired = reconcile(state.services, snapshot)
+        plan = diff(state.services, desired)
+        config = render(runtime, desired)
+        t2 = time.perf_counter()
+        try:
+            applied = store.apply(table, plan, state)
+        except ConflictError as exc:
+            log.info("store_conflict", table=table, attempt=attempt, detail=str(exc))
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))
+            continue
+        t3 = time.perf_counter()
+        timings = {"load": t1 - t0, "reconcile_render": t2 - t1, "apply": t3 - t2, "total": t3 - started}
+        result = Result(table, config, tuple(desired.values()), plan, applied, attempt, timings)
+        log.info(
+            "reconciled",
+            table=table,
+            services=len(desired),
+            **plan.summary(),
+            items_written=applied.written,
+            items_deleted=applied.deleted,
+            attempts=attempt,
+            ms=round(timings["total"] * 1000, 1),
+        )
+        return result
+    raise StoreError(f"table {table!r}: gave up after {MAX_ATTEMPTS} conflicting concurrent updates")
+
+
+def current_config(runtime: Runtime, table: str) -> str:
+    """The config for what the store holds now, without writing."""
+    return render(runtime, runtime.store.load(table).services)
