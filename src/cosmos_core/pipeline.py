@@ -107,3 +107,8 @@ def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
 def current_config(runtime: Runtime, table: str) -> str:
     """The config for what the store holds now, without writing."""
     return render(runtime, runtime.store.load(table).services)
+
+
+def config_for(runtime: Runtime, snapshot: Snapshot) -> str:
+    """The config an agent should load for ``snapshot`` (what ``cosmos watch`` calls)."""
+    return generate(runtime, snapshot).config
