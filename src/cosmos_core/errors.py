@@ -44,7 +44,7 @@ class UnknownNameError(CosmosError, LookupError):
     exit_code = 2
 
     def __init__(self, kind: str, name: str, installed: list[str], field: str | None = None) -> None:
-        self.kind, self.name, self.installed = kind, name, installed
+        self.kind, self.name, self.installed, self.field = kind, name, installed, field
         where = f"{field}: " if field else ""
         listing = ", ".join(installed) if installed else "(none)"
         super().__init__(

@@ -30,9 +30,14 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*args: Any) -> Any:
+    """Write to whatever ``sys.stderr`` is when the message is logged."""
+    return structlog.PrintLogger(file=sys.stderr)
 
 
 def get_logger(name: str) -> Any:

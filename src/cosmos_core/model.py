@@ -225,12 +225,14 @@ class RunningContainer:
 class Snapshot:
     """What one request (or one debounced batch of events) says about a host.
 
-    ``table`` is the payload's ``tableName``/``table`` (``None`` when absent).
+    ``table`` is the payload's ``tableName``/``table`` (``None`` when absent);
+    ``candidates_key`` is how the source calls its candidates, for error paths.
     """
 
     table: str | None
     running: tuple[RunningContainer, ...] = ()
     candidates: tuple[Service, ...] = ()
+    candidates_key: str = field(default="candidates", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

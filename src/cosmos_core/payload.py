@@ -58,6 +58,7 @@ def parse(data: Any) -> Snapshot:
         table=table,
         running=tuple(_running(running_key, running)),
         candidates=tuple(_merge_candidates(candidates_key, candidates)),
+        candidates_key=candidates_key,
     )
 
 
@@ -145,3 +146,45 @@ def _excerpt(text: str | bytes) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return text[:40]
+
+
+def dump(snapshot: Snapshot) -> dict[str, Any]:
+    """The payload (later dialect) that :func:`parse` turns back into ``snapshot``.
+
+    Used to send a snapshot to a remote Cosmos.  Each container's port goes in
+    its own ``port`` field, so IPv6 hosts need no brackets; unset values
+    (``table``, ``cookie``, ``port``) are left out.  The round trip is exact
+    for every snapshot :func:`parse` builds (a candidate without a port but
+    with containers would come back with its first container's port, as
+    :func:`parse` infers it).
+    """
+    data: dict[str, Any] = {}
+    if snapshot.table is not None:
+        data["table"] = snapshot.table
+    data["running"] = [
+        {"serviceName": entry.service, **_dump_container(entry.container)} for entry in snapshot.running
+    ]
+    data["candidates"] = [_dump_service(service) for service in snapshot.candidates]
+    return data
+
+
+def dumps(snapshot: Snapshot) -> bytes:
+    """:func:`dump` as compact UTF-8 JSON."""
+    return json.dumps(dump(snapshot), separators=(",", ":")).encode()
+
+
+def _dump_container(container: Container) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": container.id, "ip": container.host}
+    if container.port is not None:
+        item["port"] = container.port
+    return item
+
+
+def _dump_service(service: Service) -> dict[str, Any]:
+    item: dict[str, Any] = {"serviceName": service.name, "configMode": service.mode, "predicate": service.predicate}
+    if service.cookie is not None:
+        item["cookie"] = service.cookie
+    if service.port is not None:
+        item["port"] = service.port
+    item["containers"] = [_dump_container(c) for c in service.containers]
+    return item

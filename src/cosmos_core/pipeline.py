@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping
 
-from cosmos_core.contracts import ApplyResult, Route, RoutingMode
+from cosmos_core.contracts import ApplyResult, RemoteEmitter, Route, RoutingMode
 from cosmos_core.errors import ConflictError, StoreError, ValidationError
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Plan, Service, Snapshot
@@ -42,7 +42,7 @@ def validate_routing(snapshot: Snapshot, routing: RoutingLookup) -> Snapshot:
     """Check each candidate's mode is installed and normalise its predicate."""
     candidates = []
     for index, service in enumerate(snapshot.candidates):
-        path = f"candidates[{index}]"
+        path = f"{snapshot.candidates_key}[{index}]"
         mode = routing(service.mode, f"{path}.configMode")
         try:
             predicate = mode.normalize(service.predicate)
@@ -71,6 +71,9 @@ def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
     """Reconcile ``snapshot`` with the store, write the difference, return the config."""
     started = time.perf_counter()
     table = snapshot.table or runtime.settings.table
+    emitter = runtime.emitter
+    if isinstance(emitter, RemoteEmitter):
+        return generate_remote(emitter, snapshot, table)
     snapshot = validate_routing(snapshot, runtime.routing)
     store = runtime.store
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -102,6 +105,19 @@ def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
         )
         return result
     raise StoreError(f"table {table!r}: gave up after {MAX_ATTEMPTS} conflicting concurrent updates")
+
+
+def generate_remote(emitter: RemoteEmitter, snapshot: Snapshot, table: str) -> Result:
+    """The pass done by a remote Cosmos: it validates, stores and renders.
+
+    The result carries the remote's config only: ``services`` and ``plan``
+    are empty because the state lives on the remote.
+    """
+    started = time.perf_counter()
+    config = emitter.remote_config(snapshot, table)
+    total = time.perf_counter() - started
+    log.info("remote_generated", table=table, ms=round(total * 1000, 1))
+    return Result(table, config, (), Plan(), ApplyResult(), 1, {"remote": total, "total": total})
 
 
 def current_config(runtime: Runtime, table: str) -> str:

@@ -83,7 +83,7 @@ class HAProxyEmitter:
 
 
 def check_bind(value: str) -> str:
-    """``[address]:port`` with a plain IPv4/IPv6 address or none."""
+    """``[address]:port``: an IP address, host name, ``*`` or nothing before the port."""
     from cosmos_core.model import check_host, check_port
 
     host, sep, port = value.rpartition(":")
@@ -91,7 +91,7 @@ def check_bind(value: str) -> str:
         raise ValidationError("bind", value, "must be [address]:port, e.g. :80 or 127.0.0.1:8080")
     if check_port(port, "bind") is None:
         raise ValidationError("bind", value, "needs a port, e.g. :80")
-    if host:
+    if host and host != "*":
         check_host(host.strip("[]"), "bind")
     return value
 

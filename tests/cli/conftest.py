@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+
+@pytest.fixture
+def runner(monkeypatch, tmp_path) -> CliRunner:
+    """A runner in an empty working directory with no COSMOS_* settings leaking in."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("COSMOS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    return CliRunner()

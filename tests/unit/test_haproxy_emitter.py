@@ -1,0 +1,98 @@
+"""The built-in HAProxy emitter: the seed's layout, own cookie per server, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cosmos_core import payload
+from cosmos_core.errors import ValidationError
+from cosmos_core.pipeline import render, validate_routing
+from cosmos_core.plugins import Plugins
+from cosmos_core.reconcile import reconcile
+from cosmos_core.runtime import Runtime
+from cosmos_core.settings import Settings
+from cosmos_routing_host_path import plugin as routing
+
+SEED = Path(__file__).parents[2] / "examples" / "seed-payload.json"
+
+
+def runtime(**settings) -> Runtime:
+    return Runtime(Settings(**settings), Plugins.from_plugins(routing))
+
+
+def seed_config(rt: Runtime | None = None) -> str:
+    rt = rt or runtime()
+    snapshot = validate_routing(payload.loads(SEED.read_text()), rt.routing)
+    return render(rt, reconcile({}, snapshot))
+
+
+def block(config: str, header: str) -> list[str]:
+    lines = config.splitlines()
+    start = lines.index(header)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")), len(lines))
+    return [line.strip() for line in lines[start + 1:end] if line.strip()]
+
+
+def test_seed_layout() -> None:
+    config = seed_config()
+    assert block(config, "frontend http") == [
+        "bind :80",
+        "acl app1 req.hdr(host),field(1,:) -m str -i first.example.com",
+        "use_backend app1 if app1",
+        "acl app2 req.hdr(host),field(1,:) -m str -i second.example.com",
+        "use_backend app2 if app2",
+        "default_backend _no_match",
+    ]
+    assert block(config, "backend app2") == [
+        "mode http", "balance roundrobin", "option forwardfor", "cookie JSESSIONID prefix nocache",
+        "server das843j3h3k 192.168.1.10:80 check cookie das843j3h3k",
+        "server fds32k4354f 192.168.1.11:80 check cookie fds32k4354f",
+    ]
+    for section in ("global", "defaults", "backend app1", "backend _no_match"):
+        assert section in config.splitlines()
+
+
+def test_every_server_gets_its_own_cookie_value() -> None:
+    servers = [line.split() for line in seed_config().splitlines() if line.strip().startswith("server ")]
+    values = [words[words.index("cookie") + 1] for words in servers]
+    assert len(values) == len(set(values)) == 3
+    assert "JSESSIONID" not in values
+
+
+def test_no_cookie_no_cookie_lines() -> None:
+    data = payload.parse({"candidates": [{"serviceName": "a", "predicate": "a.example.com",
+                                          "containers": [{"id": "c1", "ip": "10.0.0.1:80"}]}]})
+    rt = runtime()
+    config = render(rt, reconcile({}, validate_routing(data, rt.routing)))
+    assert "cookie" not in config
+    assert "    server c1 10.0.0.1:80 check\n" in config
+
+
+def test_output_is_deterministic() -> None:
+    assert seed_config() == seed_config()
+
+
+def test_bind_setting_and_custom_template(tmp_path) -> None:
+    template = tmp_path / "t.j2"
+    template.write_text("{% for s in services %}{{ s.name }}={{ s.servers|length }}\n{% endfor %}bind={{ bind }}\n")
+    assert seed_config(runtime(template=str(template), bind="127.0.0.1:8080")) == "app1=1\napp2=2\nbind=127.0.0.1:8080\n"
+
+
+@pytest.mark.parametrize("bind", ["80", "bad_host:80", ":0", "127.0.0.1:", ":80\n", "a b:80"])
+def test_bad_bind_is_refused(bind) -> None:
+    with pytest.raises(ValidationError) as info:
+        runtime(bind=bind).emitter
+    assert info.value.field == "bind"
+
+
+def test_template_errors_are_validation_errors(tmp_path) -> None:
+    missing = tmp_path / "missing.j2"
+    with pytest.raises(ValidationError):
+        runtime(template=str(missing)).emitter
+    broken = tmp_path / "broken.j2"
+    broken.write_text("{% for %}")
+    with pytest.raises(ValidationError) as info:
+        runtime(template=str(broken)).emitter
+    assert "line 1" in str(info.value)

@@ -1,0 +1,126 @@
+"""Payload parsing: both dialects, ports, modes, and one-line errors that name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from cosmos_core import payload
+from cosmos_core.errors import ValidationError
+
+
+def candidate(**overrides):
+    base = {"serviceName": "app", "configMode": "host", "predicate": "app.example.com",
+            "containers": [{"id": "c1", "ip": "10.0.0.1:80"}]}
+    base.update(overrides)
+    return base
+
+
+def error_field(data) -> str:
+    with pytest.raises(ValidationError) as info:
+        payload.parse(data)
+    return info.value.field
+
+
+def test_2016_dialect() -> None:
+    snap = payload.parse({
+        "tableName": "astro",
+        "runningServices": [{"serviceName": "app", "id": "c1", "ip": "10.0.0.1:80"}],
+        "candidateServices": [candidate(cookie="JSESSIONID")],
+    })
+    assert snap.table == "astro"
+    assert snap.running[0].service == "app" and snap.running[0].container.port == 80
+    service = snap.candidates[0]
+    assert (service.name, service.mode, service.predicate, service.cookie, service.port) == (
+        "app", "host", "app.example.com", "JSESSIONID", 80)
+
+
+def test_later_dialect_with_separate_port() -> None:
+    snap = payload.parse({
+        "table": "astro",
+        "running": [{"serviceName": "app", "id": "c1", "ip": "10.0.0.1", "port": "8080"}],
+        "candidates": [{"serviceName": "app", "configMode": "Path", "predicate": "/app", "port": 8080,
+                        "containers": [{"id": "c1", "ip": "10.0.0.1"}]}],
+    })
+    assert snap.table == "astro"
+    assert snap.running[0].container.port == 8080
+    service = snap.candidates[0]
+    assert service.mode == "path" and service.port == 8080 and service.containers[0].port is None
+    assert service.endpoint(service.containers[0]) == "10.0.0.1:8080"
+
+
+@pytest.mark.parametrize("mode, expected", [("HOST", "host"), ("Path", "path"), (None, "host"), ("", "host")])
+def test_config_mode_is_case_insensitive_and_defaults_to_host(mode, expected) -> None:
+    item = candidate()
+    if mode is None:
+        del item["configMode"]
+    else:
+        item["configMode"] = mode
+    assert payload.parse({"candidates": [item]}).candidates[0].mode == expected
+
+
+@pytest.mark.parametrize("cookie", [None, ""])
+def test_cookie_is_optional(cookie) -> None:
+    assert payload.parse({"candidates": [candidate(cookie=cookie)]}).candidates[0].cookie is None
+
+
+def test_missing_table_and_lists_are_allowed() -> None:
+    snap = payload.parse({})
+    assert snap.table is None and snap.running == () and snap.candidates == ()
+
+
+def test_ipv6_address() -> None:
+    snap = payload.parse({"candidates": [candidate(containers=[{"id": "c1", "ip": "[fd00::1]:8080"}])]})
+    service = snap.candidates[0]
+    assert service.containers[0].host == "fd00::1"
+    assert service.endpoint(service.containers[0]) == "[fd00::1]:8080"
+
+
+def test_repeated_candidates_merge_their_containers() -> None:
+    snap = payload.parse({"candidates": [candidate(), candidate(containers=[{"id": "c2", "ip": "10.0.0.2:80"}])]})
+    assert [c.id for c in snap.candidates[0].containers] == ["c1", "c2"]
+
+
+@pytest.mark.parametrize("data, field", [
+    ([], "payload"),
+    ({"tableName": "bad table"}, "tableName"),
+    ({"tableName": "a", "table": "b"}, "table"),
+    ({"candidateServices": {}}, "candidateServices"),
+    ({"candidateServices": ["x"]}, "candidateServices[0]"),
+    ({"candidateServices": [candidate(serviceName="app\nbackend evil")]}, "candidateServices[0].serviceName"),
+    ({"candidateServices": [candidate(predicate="a.com\n  acl x")]}, "candidateServices[0].predicate"),
+    ({"candidateServices": [candidate(predicate="a b")]}, "candidateServices[0].predicate"),
+    ({"candidateServices": [candidate(predicate=None)]}, "candidateServices[0].predicate"),
+    ({"candidateServices": [candidate(cookie="SID; evil")]}, "candidateServices[0].cookie"),
+    ({"candidateServices": [candidate(configMode="h o s t")]}, "candidateServices[0].configMode"),
+    ({"candidateServices": [candidate(port=70000)]}, "candidateServices[0].port"),
+    ({"candidateServices": [candidate(port=True)]}, "candidateServices[0].port"),
+    ({"candidateServices": [candidate(containers=[{"id": "c 1", "ip": "10.0.0.1:80"}])]},
+     "candidateServices[0].containers[0].id"),
+    ({"candidateServices": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:0"}])]},
+     "candidateServices[0].containers[0].ip"),
+    ({"candidateServices": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80\n"}])]},
+     "candidateServices[0].containers[0].ip"),
+    ({"candidateServices": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80", "port": 81}])]},
+     "candidateServices[0].containers[0].port"),
+    ({"candidateServices": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1"}])]},
+     "candidateServices[0].containers[0].ip"),
+    ({"candidateServices": [candidate(), candidate(predicate="other.example.com")]}, "candidateServices[1]"),
+    ({"runningServices": [{"serviceName": "app", "id": "c1"}]}, "runningServices[0].ip"),
+    ({"runningServices": [{"serviceName": "app", "id": "c1", "ip": "[::1"}]}, "runningServices[0].ip"),
+])
+def test_bad_input_names_the_field(data, field) -> None:
+    assert error_field(data) == field
+
+
+def test_error_message_is_one_line_with_field_and_value() -> None:
+    with pytest.raises(ValidationError) as info:
+        payload.parse({"candidateServices": [candidate(predicate="x\ny")]})
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("candidateServices[0].predicate: ") and "'x\\ny'" in message
+
+
+def test_invalid_json() -> None:
+    with pytest.raises(ValidationError) as info:
+        payload.loads(b"{not json")
+    assert info.value.field == "payload"
