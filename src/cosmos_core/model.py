@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from cosmos_core.errors import ValidationError
 
@@ -29,6 +30,9 @@ _COOKIE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # A predicate is one config token: printable ASCII without space, quotes,
 # backslash, '#' (comment), '$' (env expansion) or braces.
 _PREDICATE = re.compile(r"[A-Za-z0-9._~/:@%+=,;!*()\[\]-]{1,255}")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
 _HOSTNAME = re.compile(
     r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
@@ -115,12 +119,19 @@ def check_port(value: Any, field_name: str = "port") -> int | None:
 def check_host(value: Any, field_name: str = "ip") -> str:
     """An IPv4/IPv6 address or an RFC 1123 host name (no port)."""
     _require(isinstance(value, str) and value != "", field_name, value, "must be a non-empty string")
+    return _check_host(value, field_name)
+
+
+@lru_cache(maxsize=65536)
+def _check_host(value: str, field_name: str) -> str:
+    if _IPV4.fullmatch(value):
+        return value
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
     _require(
-        bool(_HOSTNAME.fullmatch(value)),
+        bool(_HOSTNAME.fullmatch(value)) and not _DIGITS_AND_DOTS.fullmatch(value),
         field_name,
         value,
         "must be an IP address or an RFC 1123 host name",
@@ -176,18 +187,34 @@ class Service:
     containers: tuple[Container, ...] = ()
 
     def __post_init__(self) -> None:
-        check_name(self.name, "serviceName")
-        object.__setattr__(self, "mode", check_mode(self.mode, "configMode"))
-        check_predicate(self.predicate, "predicate")
-        object.__setattr__(self, "cookie", check_cookie(self.cookie, "cookie"))
-        object.__setattr__(self, "port", check_port(self.port, "port"))
+        self._validate(_SERVICE_FIELDS)
+
+    def _validate(self, names: Iterable[str]) -> None:
+        """Check (and normalise) the named fields, then the containers' ports."""
+        for name in names:
+            if name != "containers":
+                value = _SERVICE_CHECKS[name](getattr(self, name), _SERVICE_LABELS[name])
+                object.__setattr__(self, name, value)
         unique = {c.id: c for c in self.containers}
         object.__setattr__(self, "containers", tuple(sorted(unique.values())))
-        for index, container in enumerate(self.containers):
-            if container.port is None and self.port is None:
-                raise ValidationError(
-                    f"containers[{index}].ip", container.host, "has no port and the service sets none"
-                )
+        if self.port is None:
+            for index, container in enumerate(self.containers):
+                if container.port is None:
+                    raise ValidationError(
+                        f"containers[{index}].ip", container.host, "has no port and the service sets none"
+                    )
+
+    def derive(self, **changes: Any) -> "Service":
+        """Like :func:`dataclasses.replace`, validating only the changed fields.
+
+        Reconcile builds many services out of already valid ones; this keeps
+        that cheap without ever skipping a check on a new value.
+        """
+        new = object.__new__(Service)
+        for name in _SERVICE_FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        new._validate(changes)
+        return new
 
     @property
     def settings(self) -> tuple[str, str, str | None, int | None]:
@@ -211,6 +238,13 @@ class Service:
                 {"id": c.id, "address": self.endpoint(c)} for c in self.containers
             ],
         }
+
+
+_SERVICE_FIELDS = ("name", "mode", "predicate", "cookie", "port", "containers")
+_SERVICE_CHECKS = {"name": check_name, "mode": check_mode, "predicate": check_predicate,
+                   "cookie": check_cookie, "port": check_port}
+_SERVICE_LABELS = {"name": "serviceName", "mode": "configMode", "predicate": "predicate",
+                   "cookie": "cookie", "port": "port"}
 
 
 @dataclass(frozen=True, slots=True)

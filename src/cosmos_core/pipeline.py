@@ -48,7 +48,7 @@ def validate_routing(snapshot: Snapshot, routing: RoutingLookup) -> Snapshot:
             predicate = mode.normalize(service.predicate)
         except ValueError as exc:
             raise ValidationError(f"{path}.predicate", service.predicate, str(exc)) from None
-        candidates.append(replace(service, predicate=predicate))
+        candidates.append(service if predicate == service.predicate else service.derive(predicate=predicate))
     return replace(snapshot, candidates=tuple(candidates))
 
 

@@ -40,7 +40,7 @@ def reconcile(stored: Mapping[str, Service], snapshot: Snapshot) -> dict[str, Se
         base = desired.get(candidate.name)
         merged = (base.containers if base else ()) + candidate.containers
         port = candidate.port if candidate.port is not None or base is None else base.port
-        desired[candidate.name] = replace(candidate, port=port, containers=merged)
+        desired[candidate.name] = candidate.derive(port=port, containers=merged)
 
     return {name: desired[name] for name in sorted(desired)}
 
@@ -53,8 +53,8 @@ def _keep_running(service: Service, alive: Mapping[str, Container]) -> Service:
         port = container.port if container.port is not None else stored_ports.get(container.id)
         if port is None and service.port is None:
             continue  # nowhere to send traffic; it joins once it reports a port
-        containers.append(replace(container, port=port))
-    return replace(service, containers=tuple(containers))
+        containers.append(container if container.port == port else replace(container, port=port))
+    return service.derive(containers=tuple(containers))
 
 
 def diff(before: Mapping[str, Service], after: Mapping[str, Service]) -> Plan:
