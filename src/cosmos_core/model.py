@@ -44,27 +44,21 @@ def _require(ok: bool, field_name: str, value: Any, reason: str) -> None:
         raise ValidationError(field_name, value, reason)
 
 
+def _token(value: Any, field_name: str, pattern: re.Pattern[str], reason: str) -> str:
+    """``value`` if it is a string that ``pattern`` matches in full."""
+    _require(isinstance(value, str), field_name, value, "must be a string")
+    _require(bool(pattern.fullmatch(value)), field_name, value, reason)
+    return value
+
+
 def check_name(value: Any, field_name: str = "serviceName") -> str:
     """A service name: also used as HAProxy backend and ACL name."""
-    _require(isinstance(value, str), field_name, value, "must be a string")
-    _require(
-        bool(_NAME.fullmatch(value)),
-        field_name,
-        value,
-        "must be 1-63 characters of letters, digits, '_', '.', '-', starting with a letter or digit",
-    )
-    return value
+    return _token(value, field_name, _NAME,
+                  "must be 1-63 characters of letters, digits, '_', '.', '-', starting with a letter or digit")
 
 
 def check_container_id(value: Any, field_name: str = "id") -> str:
-    _require(isinstance(value, str), field_name, value, "must be a string")
-    _require(
-        bool(_CONTAINER_ID.fullmatch(value)),
-        field_name,
-        value,
-        "must be 1-128 characters of letters, digits, '_', '.', '-'",
-    )
-    return value
+    return _token(value, field_name, _CONTAINER_ID, "must be 1-128 characters of letters, digits, '_', '.', '-'")
 
 
 def check_mode(value: Any, field_name: str = "configMode") -> str:
@@ -72,34 +66,19 @@ def check_mode(value: Any, field_name: str = "configMode") -> str:
     if value is None or value == "":
         return DEFAULT_MODE
     _require(isinstance(value, str), field_name, value, "must be a string")
-    lowered = value.lower()
-    _require(bool(_MODE.fullmatch(lowered)), field_name, value, "is not a valid mode name")
-    return lowered
+    return _token(value.lower(), field_name, _MODE, "is not a valid mode name")
 
 
 def check_cookie(value: Any, field_name: str = "cookie") -> str | None:
     """A sticky-cookie name, or ``None`` (missing, null or empty) for no stickiness."""
     if value is None or value == "":
         return None
-    _require(isinstance(value, str), field_name, value, "must be a string")
-    _require(
-        bool(_COOKIE.fullmatch(value)),
-        field_name,
-        value,
-        "must be 1-64 characters of letters, digits, '_', '.', '-'",
-    )
-    return value
+    return _token(value, field_name, _COOKIE, "must be 1-64 characters of letters, digits, '_', '.', '-'")
 
 
 def check_predicate(value: Any, field_name: str = "predicate") -> str:
-    _require(isinstance(value, str), field_name, value, "must be a string")
-    _require(
-        bool(_PREDICATE.fullmatch(value)),
-        field_name,
-        value,
-        "must be 1-255 printable characters without spaces, quotes, '#', '$', '\\' or braces",
-    )
-    return value
+    return _token(value, field_name, _PREDICATE,
+                  "must be 1-255 printable characters without spaces, quotes, '#', '$', '\\' or braces")
 
 
 def check_port(value: Any, field_name: str = "port") -> int | None:
