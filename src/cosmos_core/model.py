@@ -106,7 +106,8 @@ def _check_host(value: str, field_name: str) -> str:
     if _IPV4.fullmatch(value):
         return value
     try:
-        return str(ipaddress.ip_address(value))
+        if "%" not in value:  # no IPv6 zone ids: ipaddress accepts any text after '%'
+            return str(ipaddress.ip_address(value))
     except ValueError:
         pass
     _require(

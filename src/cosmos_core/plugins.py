@@ -30,6 +30,7 @@ BUILTINS = (
     "cosmos_core.builtin.haproxy_emitter",
     "cosmos_core.builtin.payload_source",
     "cosmos_core.builtin.reloaders",
+    "cosmos_core.builtin.host_reloader",
 )
 
 KIND_LABELS = {

@@ -46,6 +46,9 @@ class Settings:
     reload_command: str | None = None
     debounce_quiet: float = 0.1
     debounce_max_wait: float = 1.0
+    debounce_storm_containers: int = 2
+    debounce_storm_quiet: float = 1.0
+    debounce_storm_max_wait: float = 8.0
     name_filter: str | None = None
     payload: str = "-"
     # server (cosmos serve) and remote emitter

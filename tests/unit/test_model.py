@@ -38,7 +38,7 @@ def test_check_port_refuses(value) -> None:
 
 
 def test_check_host_refuses_unicode_and_whitespace() -> None:
-    for value in ["exämple.com", "a.com\n", "a .com"]:
+    for value in ["exämple.com", "a.com\n", "a .com", "fe80::1%eth0", "fe80::1%a\nb"]:
         with pytest.raises(ValidationError):
             check_host(value)
 

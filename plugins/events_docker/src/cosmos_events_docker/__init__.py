@@ -1,0 +1,1 @@
+"""Cosmos event source ``docker``: the labelled containers of a Docker host."""

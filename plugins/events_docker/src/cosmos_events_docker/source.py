@@ -1,0 +1,232 @@
+"""The ``docker`` event source: a full sync, then one snapshot per settled burst of events.
+
+* Connects with ``docker.from_env()`` (``DOCKER_HOST``, ``DOCKER_TLS_VERIFY``,
+  ``DOCKER_CERT_PATH``).
+* Subscribes to container events *before* listing, so nothing that happens
+  during the sync is lost; every container event marks its container dirty.
+* Bursts are coalesced by :class:`~cosmos_core.debounce.Debouncer` (quiet
+  period + maximum wait); an event after an idle spell is acted on at once.
+* Each snapshot is the full picture of the host: one ``list`` call, an
+  ``inspect`` of every container that is new or dirty (the verdicts of the
+  others are cached), and :func:`labels.snapshot`.
+* When the daemon goes away, reconnects with exponential backoff and resyncs
+  from scratch (the cache is dropped), so events missed in the gap cannot leave
+  stale or missing backends.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from cosmos_core.debounce import Debouncer
+from cosmos_core.logs import get_logger
+from cosmos_core.model import Snapshot
+from cosmos_core.settings import Settings
+from cosmos_events_docker import labels
+
+log = get_logger("cosmos.events.docker")
+
+#: Event actions that may change what is routable ("health_status: healthy" too).
+ACTIONS = frozenset(
+    {"start", "restart", "die", "stop", "kill", "destroy", "pause", "unpause", "health_status", "rename", "update"}
+)
+LOST = "__lost__"  # queue marker: the event stream ended
+CLOSED = "__closed__"  # queue marker: close() was called
+BACKOFF_START, BACKOFF_MAX = 0.2, 5.0
+
+
+def relevant(event: dict[str, Any]) -> str | None:
+    """The container id of an event that may change routing, else ``None``."""
+    if event.get("Type") != "container":
+        return None
+    action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0]
+    if action not in ACTIONS:
+        return None
+    return str(event.get("id") or (event.get("Actor") or {}).get("ID") or "") or None
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before reconnect attempt ``attempt`` (1-based)."""
+    return min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempt - 1))
+
+
+class DockerSource:
+    """Yields a :class:`Snapshot` at start, after each burst, and after each reconnect."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.table = settings.table
+        self.name_filter = settings.name_filter or None
+        self.debouncer: Debouncer[str] = Debouncer(
+            settings.debounce_quiet,
+            settings.debounce_max_wait,
+            final=lambda item: item in (LOST, CLOSED),
+            leading=True,
+            storm_items=settings.debounce_storm_containers,
+            storm_quiet=settings.debounce_storm_quiet,
+            storm_max_wait=settings.debounce_storm_max_wait,
+        )
+        self.check: labels.PredicateCheck | None = None
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._closed = threading.Event()
+        self._stream: Any = None
+        self._client: Any = None
+        self._cache: dict[str, labels.Parsed] = {}
+        self._warned: dict[str, str] = {}  # container id -> the problem warned about
+
+    # ------------------------------------------------------------------ wiring
+
+    def use_routing(self, routing: labels.RoutingLookup) -> None:
+        """Validate predicates with the installed routing modes (the agent calls this)."""
+        self.check = labels.routing_check(routing)
+        self._cache.clear()
+
+    def close(self) -> None:
+        """Stop at the next opportunity; safe from a signal handler."""
+        self._closed.set()
+        self._queue.put(CLOSED)
+        if self._stream is not None:
+            _quietly(self._stream.close)
+
+    # --------------------------------------------------------------- snapshots
+
+    def snapshots(self) -> Iterator[Snapshot]:
+        attempt = 0
+        while not self._closed.is_set():
+            try:
+                client = self._connect()
+                self._follow(client)
+                self._cache.clear()
+                snap = self.sync(client, dirty=set())
+            except Exception as exc:  # noqa: BLE001 - docker/requests errors: daemon gone
+                attempt += 1
+                delay = backoff(attempt)
+                log.warning("docker_unavailable", error=_describe(exc), attempt=attempt, retry_in_s=delay)
+                self._closed.wait(delay)
+                continue
+            if attempt:
+                log.info("docker_reconnected", attempts=attempt)
+            attempt = 0
+            yield snap
+            yield from self._events(client)
+
+    def _events(self, client: Any) -> Iterator[Snapshot]:
+        """Snapshots after each burst until the stream is lost or the source closed."""
+        while not self._closed.is_set():
+            batch = self.debouncer.collect(self._next_event, first_timeout=1.0)
+            if not batch or CLOSED in batch:
+                continue
+            dirty = {item for item in batch if item not in (LOST, CLOSED)}
+            try:
+                snap = self.sync(client, dirty)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("docker_sync_failed", error=_describe(exc))
+                return
+            yield snap
+            if LOST in batch:
+                log.warning("docker_events_lost")
+                return
+
+    def _connect(self) -> Any:
+        import docker
+
+        if self._stream is not None:
+            _quietly(self._stream.close)
+            self._stream = None
+        if self._client is not None:
+            _quietly(self._client.close)
+        client = docker.from_env()
+        client.ping()
+        self._client = client
+        return client
+
+    def _next_event(self, timeout: float | None) -> str:
+        return self._queue.get(timeout=timeout)
+
+    def _follow(self, client: Any) -> None:
+        """Start a thread that feeds container events into the queue."""
+        self._queue = queue.Queue()
+        stream = client.events(decode=True, filters={"type": "container"})
+        self._stream = stream
+        target = self._queue
+
+        def pump() -> None:
+            try:
+                for event in stream:
+                    container_id = relevant(event)
+                    if container_id:
+                        target.put(container_id)
+            except Exception as exc:  # noqa: BLE001 - the connection dropped
+                if not self._closed.is_set():
+                    log.debug("docker_event_stream_error", error=_describe(exc))
+            finally:
+                target.put(LOST)
+
+        threading.Thread(target=pump, name="docker-events", daemon=True).start()
+
+    # --------------------------------------------------------------------- sync
+
+    def sync(self, client: Any, dirty: set[str]) -> Snapshot:
+        """The host's full picture: list, inspect what is new or dirty, build the snapshot."""
+        import docker.errors
+
+        started = time.perf_counter()
+        listed = {row["Id"] for row in client.api.containers()}
+        for gone in set(self._cache) - listed:
+            del self._cache[gone]
+            self._warned.pop(gone, None)
+        inspected = 0
+        for container_id in sorted(listed):
+            if container_id in self._cache and container_id not in dirty:
+                continue
+            try:
+                attrs = client.api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                self._cache.pop(container_id, None)
+                continue
+            inspected += 1
+            parsed = labels.parse(attrs, self.check, self.name_filter)
+            self._cache[container_id] = parsed
+            self._report(container_id, parsed)
+        entries = [parsed.entry for parsed in self._cache.values() if parsed.entry is not None]
+        snap = labels.snapshot(entries, self.table)
+        log.info(
+            "docker_synced",
+            containers=len(listed),
+            inspected=inspected,
+            routable=len(snap.running),
+            services=len(snap.candidates),
+            events=len(dirty),
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return snap
+
+    def _report(self, container_id: str, parsed: labels.Parsed) -> None:
+        """One warning per invalid container (again only if its problem changes)."""
+        if parsed.problem is None:
+            self._warned.pop(container_id, None)
+            return
+        if self._warned.get(container_id) == parsed.problem.detail:
+            return
+        self._warned[container_id] = parsed.problem.detail
+        log.warning(
+            "container_skipped",
+            container=parsed.problem.container,
+            label=parsed.problem.label,
+            error=parsed.problem.message(),
+        )
+
+
+def _quietly(close: Callable[[], object]) -> None:
+    """Close a stream or client that may already be broken."""
+    try:
+        close()
+    except Exception as exc:  # noqa: BLE001 - the connection is being dropped anyway
+        log.debug("docker_close_failed", error=_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,1 @@
+"""Cosmos reloader ``docker-exec``: validate and reload HAProxy inside its container."""

@@ -1,0 +1,1 @@
+"""Cosmos state store ``dynamodb://`` (see the README next to pyproject.toml)."""

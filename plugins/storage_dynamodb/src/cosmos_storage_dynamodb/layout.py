@@ -1,0 +1,201 @@
+"""The item layout: pure conversions between the model and DynamoDB items.
+
+One partition per namespace (``pk`` = the namespace, i.e. the payload's table),
+so one paginated ``Query`` reads a whole namespace.  Sort keys::
+
+    rev#<owner>              revision item  {rev}: the optimistic lock of <owner>'s writers
+    svc#<service>            service item   {mode, predicate, cookie?, port?, at}
+    ctr#<service>#<id>       container item {host, port?, owner, at[, expires]}
+
+``at`` is the revision that wrote the item.  Names and container ids never
+contain ``#`` (the model refuses it), so the sort key alone names the service
+and the container, and ``load`` reads back only the attributes it needs
+(:data:`LOAD_ATTRIBUTES`): fewer bytes, and less for botocore to parse.  Items use DynamoDB's low-level attribute values
+(``{"S": ...}``, ``{"N": ...}``): no boto3 import is needed here.
+
+Room for the multi-host mode: every container item carries its ``owner`` (the
+host that reported it; ``shared`` in today's single-owner mode) and may carry
+``expires`` (epoch seconds, the table's TTL attribute).  A later mode writes
+``owner=<host>`` plus a heartbeat ``expires`` and ignores expired items on
+load, without rewriting any existing item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cosmos_core.errors import ValidationError
+from cosmos_core.model import Container, Plan, Service
+
+PK, SK = "pk", "sk"
+SHARED_OWNER = "shared"
+REVISION_PREFIX = "rev#"
+SERVICE_PREFIX = "svc#"
+CONTAINER_PREFIX = "ctr#"
+#: The attribute a multi-host table enables as its TTL attribute.
+EXPIRES = "expires"
+#: What ``load`` projects: everything but pk, owner and the write stamps.
+LOAD_ATTRIBUTES = ("sk", "rev", "mode", "predicate", "cookie", "port", "host")
+
+Item = dict[str, dict[str, Any]]
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def revision_key(namespace: str, owner: str = SHARED_OWNER) -> Item:
+    return {PK: _s(namespace), SK: _s(REVISION_PREFIX + owner)}
+
+
+def service_key(namespace: str, name: str) -> Item:
+    return {PK: _s(namespace), SK: _s(SERVICE_PREFIX + name)}
+
+
+def container_key(namespace: str, service: str, container_id: str) -> Item:
+    return {PK: _s(namespace), SK: _s(f"{CONTAINER_PREFIX}{service}#{container_id}")}
+
+
+def service_item(namespace: str, service: Service, revision: int) -> Item:
+    """The routing settings of ``service`` (never its containers)."""
+    item = service_key(namespace, service.name)
+    item.update(mode=_s(service.mode), predicate=_s(service.predicate), at=_n(revision))
+    if service.cookie is not None:
+        item["cookie"] = _s(service.cookie)
+    if service.port is not None:
+        item["port"] = _n(service.port)
+    return item
+
+
+def container_item(
+    namespace: str, service: str, container: Container, revision: int, owner: str = SHARED_OWNER
+) -> Item:
+    item = container_key(namespace, service, container.id)
+    item.update(host=_s(container.host), owner=_s(owner), at=_n(revision))
+    if container.port is not None:
+        item["port"] = _n(container.port)
+    return item
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A namespace read back: its services, its revision, and container items left out."""
+
+    services: dict[str, Service]
+    revision: int
+    #: sort keys of container items that cannot be served (orphans, or no port anywhere);
+    #: a later write of their service repairs or removes them.
+    skipped: tuple[str, ...] = ()
+
+
+def decode(items: Iterable[Item], owner: str = SHARED_OWNER) -> Decoded:
+    """Build the services of one namespace from its items (in any order).
+
+    A value the model refuses raises :class:`ValidationError` naming the item.
+    """
+    revision = 0
+    settings: dict[str, Item] = {}
+    members: dict[str, list[tuple[str, str, Item]]] = {}
+    for item in items:
+        sk = item[SK]["S"]
+        if sk == REVISION_PREFIX + owner:
+            revision = int(item["rev"]["N"])
+        elif sk.startswith(SERVICE_PREFIX):
+            settings[sk[len(SERVICE_PREFIX):]] = item
+        elif sk.startswith(CONTAINER_PREFIX):
+            service, _, container_id = sk[len(CONTAINER_PREFIX):].partition("#")
+            members.setdefault(service, []).append((sk, container_id, item))
+    services: dict[str, Service] = {}
+    skipped: list[str] = []
+    for name in sorted(settings):
+        item = settings[name]
+        try:
+            port = _optional_int(item, "port")
+            containers = []
+            for sk, container_id, member in members.pop(name, []):
+                container = Container(container_id, member["host"]["S"], _optional_int(member, "port"))
+                if container.port is None and port is None:
+                    skipped.append(sk)  # left by an interrupted run: nowhere to send traffic
+                else:
+                    containers.append(container)
+            services[name] = Service(
+                name=name,
+                mode=item["mode"]["S"],
+                predicate=item["predicate"]["S"],
+                cookie=item["cookie"]["S"] if "cookie" in item else None,
+                port=port,
+                containers=tuple(containers),
+            )
+        except ValidationError as exc:
+            raise exc.within(f"item {item[SK]['S']}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"item {item[SK]['S']}", item, f"is malformed ({exc!r})") from None
+    skipped.extend(sk for orphans in members.values() for sk, _, _ in orphans)
+    return Decoded(services, revision, tuple(sorted(skipped)))
+
+
+def _optional_int(item: Item, key: str) -> int | None:
+    return int(item[key]["N"]) if key in item else None
+
+
+@dataclass(frozen=True)
+class WriteOps:
+    """What one plan writes, in the order it must be written (:meth:`phases`).
+
+    Service puts, then container puts, then container deletes, then service
+    deletes; each phase completes before the next starts.  A run that stops
+    anywhere in between leaves every running container stored: at worst a
+    service with too few containers (running containers rejoin it on the next
+    run) or stale containers (the next run removes them).  Container items
+    without a service item (a runner adding to a service another runner is
+    deleting, or items written by hand) are skipped by :func:`decode`.
+    """
+
+    service_puts: list[Item] = field(default_factory=list)
+    container_puts: list[Item] = field(default_factory=list)
+    container_deletes: list[Item] = field(default_factory=list)
+    service_deletes: list[Item] = field(default_factory=list)
+
+    @property
+    def puts(self) -> list[Item]:
+        return self.service_puts + self.container_puts
+
+    @property
+    def items(self) -> int:
+        return len(self.puts) + len(self.container_deletes) + len(self.service_deletes)
+
+    def phases(self) -> list[tuple[list[Item], bool]]:
+        """``(items, is_put)`` in write order, empty phases left out."""
+        ordered = [
+            (self.service_puts, True), (self.container_puts, True),
+            (self.container_deletes, False), (self.service_deletes, False),
+        ]
+        return [(items, put) for items, put in ordered if items]
+
+
+def write_ops(namespace: str, plan: Plan, revision: int, owner: str = SHARED_OWNER) -> WriteOps:
+    """Only what ``plan`` changes: changed settings, added and removed containers."""
+    ops = WriteOps()
+    for change in plan.changes:
+        if change.after is None:
+            assert change.before is not None
+            ops.container_deletes.extend(
+                container_key(namespace, change.name, c.id) for c in change.before.containers
+            )
+            ops.service_deletes.append(service_key(namespace, change.name))
+            continue
+        if change.settings_changed:
+            ops.service_puts.append(service_item(namespace, change.after, revision))
+        ops.container_puts.extend(container_item(namespace, change.name, c, revision, owner) for c in change.added)
+        ops.container_deletes.extend(container_key(namespace, change.name, c.id) for c in change.removed)
+    return ops
+
+
+def namespace_of(item: Item) -> str:
+    return item[PK]["S"]

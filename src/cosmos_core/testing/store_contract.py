@@ -1,0 +1,306 @@
+"""The state-store contract: one reusable pytest suite that every store must pass.
+
+A plugin author subclasses :class:`StoreContract` in a test module and gives
+it a ``make_store`` fixture returning a zero-argument factory.  Every call of
+the factory must open a *new handle on the same backing store* (a second
+runner), so the suite can test persistence and concurrent runners::
+
+    import pytest
+    from cosmos_core.testing.store_contract import StoreContract
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        def make_store(self, tmp_path):
+            return lambda: MyStore(tmp_path / "state")
+
+The suite covers: empty table, round-trip, delete, de-duplication, writing
+only what changed, concurrent updates to one service (runners driven through
+the real :func:`cosmos_core.pipeline.generate`), a namespace larger than 1 MB
+(pagination), and unicode in the values the model allows.  Each test uses a
+fresh namespace (``table`` fixture), so one backing store may serve the whole
+session.  Override the class attributes to tune sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from cosmos_core.contracts import ApplyResult, StateStore
+from cosmos_core.errors import ConflictError, ValidationError
+from cosmos_core.model import (
+    Container,
+    Plan,
+    RunningContainer,
+    Service,
+    Snapshot,
+    State,
+)
+from cosmos_core.reconcile import diff
+
+StoreFactory = Callable[[], StateStore]
+
+#: Unicode probes: (field, how to build a model value carrying it).  The model
+#: keeps names, ids, modes, cookies and predicates ASCII, so most are refused;
+#: whatever it accepts must survive a round trip unchanged.
+UNICODE_PROBES: dict[str, Callable[[], Service]] = {
+    "serviceName": lambda: Service("sérvice", "host", "a.example.com", None, 80),
+    "configMode": lambda: Service("svc", "hôst", "a.example.com", None, 80),
+    "predicate": lambda: Service("svc", "host", "bücher.example.com", None, 80),
+    "cookie": lambda: Service("svc", "host", "a.example.com", "SÉSSION", 80),
+    "id": lambda: Service("svc", "host", "a.example.com", None, 80, (Container("ïd-1", "10.0.0.1"),)),
+    "ip": lambda: Service("svc", "host", "a.example.com", None, 80, (Container("c1", "bücher.example.com"),)),
+    # IPv6 zone ids: ipaddress accepts any text after '%'.
+    "ip (IPv6 zone)": lambda: Service("svc", "host", "a.example.com", None, 80, (Container("c1", "fe80::1%ethé"),)),
+}
+
+
+def sample_services() -> dict[str, Service]:
+    """Services that use every optional field and address form the model allows."""
+    return {
+        "api": Service("api", "path", "/api/v2", "SID", 8080, (
+            Container("c-1", "10.0.0.1"), Container("c-2", "10.0.0.2", 9090), Container("c-3", "2001:db8::7"),
+        )),
+        "web": Service("web", "host", "www.example.com", None, None, (
+            Container("w.1", "web-1.internal", 80), Container("w_2", "192.168.1.9", 8000),
+        )),
+        "empty": Service("empty", "host", "empty.example.com", None, 80, ()),
+        "x" * 63: Service("x" * 63, "host", "long.example.com", "C" * 64, 65535, (
+            Container("i" * 128, "10.255.255.254", 1),
+        )),
+    }
+
+
+def write(store: StateStore, table: str, services: dict[str, Service]) -> ApplyResult:
+    """Make ``table`` hold exactly ``services`` (load, diff, apply)."""
+    state = store.load(table)
+    return store.apply(table, diff(state.services, services), state)
+
+
+def runtime_for(store: StateStore) -> Any:
+    """A runtime with the installed emitter and routing modes, and ``store``."""
+    from cosmos_core.runtime import Runtime
+    from cosmos_core.settings import Settings
+
+    runtime = Runtime(Settings(store="contract://"))
+    runtime.store = store  # overrides the cached property: no URL needed
+    return runtime
+
+
+@dataclass
+class _BarrierStore:
+    """Delegates to ``inner``; the first load waits until every runner has loaded."""
+
+    inner: StateStore
+    barrier: threading.Barrier
+    waited: bool = False
+
+    def load(self, table: str) -> State:
+        state = self.inner.load(table)
+        if not self.waited:
+            self.waited = True
+            self.barrier.wait(timeout=60)
+        return state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class StoreContract:
+    """Inherit and provide a ``make_store`` fixture (see the module docstring)."""
+
+    #: Parallel runners in the concurrency test.
+    concurrent_runners = 8
+    #: Services x containers in the pagination test (well past 1 MB).
+    big_services = 1000
+    big_containers = 8
+
+    @pytest.fixture
+    def make_store(self) -> StoreFactory:
+        raise NotImplementedError("define a `make_store` fixture returning a factory of store handles")
+
+    @pytest.fixture
+    def store(self, make_store: StoreFactory) -> Iterator[StateStore]:
+        handle = make_store()
+        yield handle
+        handle.close()
+
+    @pytest.fixture
+    def table(self) -> str:
+        """A namespace no other test uses."""
+        return f"ct{uuid.uuid4().hex[:12]}"
+
+    def reopen(self, make_store: StoreFactory, table: str) -> dict[str, Service]:
+        """What a fresh handle reads back."""
+        other = make_store()
+        try:
+            return dict(other.load(table).services)
+        finally:
+            other.close()
+
+    # ------------------------------------------------------------- empty
+
+    def test_empty_table_loads_empty_and_an_empty_plan_writes_nothing(
+        self, store: StateStore, make_store: StoreFactory, table: str
+    ) -> None:
+        state = store.load(table)
+        assert dict(state.services) == {}
+        result = store.apply(table, Plan(), state)
+        assert (result.written, result.deleted, result.requests) == (0, 0, 0)
+        assert table not in store.tables()
+        assert self.reopen(make_store, table) == {}
+        store.ping()
+
+    # -------------------------------------------------------- round trip
+
+    def test_round_trip_through_a_new_handle(self, store: StateStore, make_store: StoreFactory, table: str) -> None:
+        services = sample_services()
+        result = write(store, table, services)
+        assert result.written >= len(services) and result.deleted == 0
+        assert store.load(table).services == services
+        assert self.reopen(make_store, table) == services
+        assert table in store.tables()
+        assert store.tables() == sorted(store.tables())
+
+    def test_namespaces_are_separate(self, store: StateStore, table: str) -> None:
+        other = table + "-b"
+        write(store, table, {"a": sample_services()["api"]})
+        assert store.load(other).services == {}
+        write(store, other, {"web": sample_services()["web"]})
+        assert list(store.load(table).services) == ["api"]
+        assert list(store.load(other).services) == ["web"]
+        assert {table, other} <= set(store.tables())
+
+    # ------------------------------------------------------------ delete
+
+    def test_delete_services_and_containers(self, store: StateStore, make_store: StoreFactory, table: str) -> None:
+        services = sample_services()
+        write(store, table, services)
+        api = services["api"]
+        fewer = {"api": Service(api.name, api.mode, api.predicate, api.cookie, api.port, api.containers[:1])}
+        result = write(store, table, fewer)
+        removed = (len(api.containers) - 1) + sum(1 + len(s.containers) for n, s in services.items() if n != "api")
+        assert result.deleted == removed
+        assert self.reopen(make_store, table) == fewer
+        write(store, table, {})
+        assert self.reopen(make_store, table) == {}
+        assert table not in store.tables()
+
+    # ------------------------------------------------- only what changed
+
+    def test_writes_only_what_changed(self, store: StateStore, table: str) -> None:
+        services = sample_services()
+        write(store, table, services)
+        again = write(store, table, services)
+        assert (again.written, again.deleted, again.requests) == (0, 0, 0)
+        api = services["api"]
+        grown = dict(services, api=Service(
+            api.name, api.mode, api.predicate, api.cookie, api.port, api.containers + (Container("c-9", "10.0.0.9"),)
+        ))
+        one = write(store, table, grown)
+        assert 1 <= one.written <= 2 and one.deleted == 0
+        assert store.load(table).services == grown
+
+    # --------------------------------------------------- de-duplication
+
+    def test_deduplication_by_container_id(self, store: StateStore, table: str) -> None:
+        first = Service("svc", "host", "a.example.com", None, 80, (Container("c1", "10.0.0.1"),))
+        write(store, table, {"svc": first})
+        moved = Service("svc", "host", "a.example.com", None, 80, (Container("c1", "10.0.0.2", 81),))
+        result = write(store, table, {"svc": moved})
+        assert result.deleted == 0
+        assert store.load(table).services["svc"].containers == (Container("c1", "10.0.0.2", 81),)
+
+    def test_deduplication_through_the_pipeline(self, store: StateStore, table: str) -> None:
+        from cosmos_core import pipeline
+
+        container = Container("c1", "10.0.0.1", 8080)
+        twice = Service("svc", "host", "a.example.com", None, None, (container, container))
+        snapshot = Snapshot(table, (RunningContainer("svc", container),) * 2, (twice, twice))
+        runtime = runtime_for(store)
+        first = pipeline.generate(runtime, snapshot)
+        assert store.load(table).services["svc"].containers == (container,)
+        assert first.config.count("10.0.0.1:8080") == 1
+        repeat = pipeline.generate(runtime, snapshot)
+        assert not repeat.plan and repeat.applied.written == 0
+        assert repeat.config == first.config
+
+    # ------------------------------------------------------ concurrency
+
+    def test_stale_base_never_loses_an_update(self, store: StateStore, make_store: StoreFactory, table: str) -> None:
+        second = make_store()
+        try:
+            base_a, base_b = store.load(table), second.load(table)
+            mine = Service("svc", "host", "a.example.com", None, 80, (Container("a", "10.0.0.1"),))
+            theirs = Service("svc", "host", "a.example.com", None, 80, (Container("b", "10.0.0.2"),))
+            store.apply(table, diff(base_a.services, {"svc": mine}), base_a)
+            try:
+                second.apply(table, diff(base_b.services, {"svc": theirs}), base_b)
+            except ConflictError:
+                assert {c.id for c in self.reopen(make_store, table)["svc"].containers} == {"a"}
+            else:
+                assert {c.id for c in self.reopen(make_store, table)["svc"].containers} == {"a", "b"}
+        finally:
+            second.close()
+
+    def test_concurrent_runners_adding_to_one_service_all_land(self, make_store: StoreFactory, table: str) -> None:
+        from cosmos_core import pipeline
+
+        n = self.concurrent_runners
+        containers = [Container(f"c{i}", f"10.1.0.{i + 1}", 8080) for i in range(n)]
+        running = tuple(RunningContainer("shared", c) for c in containers)
+        barrier = threading.Barrier(n)
+
+        def runner(i: int) -> Any:
+            handle = _BarrierStore(make_store(), barrier)
+            try:
+                candidate = Service("shared", "host", "shared.example.com", None, None, (containers[i],))
+                return pipeline.generate(runtime_for(handle), Snapshot(table, running, (candidate,)))
+            finally:
+                handle.inner.close()
+
+        with ThreadPoolExecutor(n) as pool:
+            results = list(pool.map(runner, range(n)))
+        final = self.reopen(make_store, table)["shared"]
+        assert final.containers == tuple(sorted(containers))
+        for i, result in enumerate(results):
+            assert f"10.1.0.{i + 1}:8080" in result.config  # each runner serves what it added
+
+    # ------------------------------------------------------- pagination
+
+    def test_a_namespace_past_1_mb_reads_back_whole(
+        self, store: StateStore, make_store: StoreFactory, table: str
+    ) -> None:
+        services = {}
+        for s in range(self.big_services):
+            name = f"service-{s:05d}-" + "n" * 40
+            containers = tuple(
+                Container(f"{s:05d}-{c:02d}-" + "i" * 100, f"10.{s // 250}.{s % 250}.{c + 1}", 8000 + c)
+                for c in range(self.big_containers)
+            )
+            services[name] = Service(name, "host", f"s{s}.example.com", "SID", None, containers)
+        size = len(json.dumps([s.to_dict() for s in services.values()]))
+        assert size > 1_048_576, f"test data is only {size} bytes; raise big_services"
+        write(store, table, services)
+        assert self.reopen(make_store, table) == services
+
+    # ---------------------------------------------------------- unicode
+
+    @pytest.mark.parametrize("field", sorted(UNICODE_PROBES))
+    def test_unicode_is_refused_by_the_model_or_round_trips(
+        self, field: str, store: StateStore, make_store: StoreFactory, table: str
+    ) -> None:
+        try:
+            service = UNICODE_PROBES[field]()
+        except ValidationError as exc:
+            assert exc.field == field.split(" ")[0]
+            return
+        write(store, table, {service.name: service})
+        assert self.reopen(make_store, table) == {service.name: service}

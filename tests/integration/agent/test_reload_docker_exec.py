@@ -1,0 +1,85 @@
+"""The docker-exec reloader against a real HAProxy container."""
+
+from __future__ import annotations
+
+import pytest
+from cosmos_reload_docker_exec.reloader import DockerExecReloader
+
+from cosmos_core.errors import ReloadError
+from cosmos_core.settings import Settings
+from tests.integration.agent.conftest import Env, url
+from tests.support.images import HAPROXY_CFG, http_get, wait_for_log, wait_http
+
+
+def config(body: str) -> str:
+    return (
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\n"
+        f'frontend http\n    bind :80\n    http-request return status 200 content-type text/plain string "{body}"\n'
+    )
+
+
+def live(proxy) -> str:  # type: ignore[no-untyped-def]
+    return proxy.exec_run(["cat", HAPROXY_CFG]).output.decode()
+
+
+def test_reload_applies_skips_unchanged_and_keeps_serving_on_a_refused_config(env: Env) -> None:
+    proxy = env.haproxy()
+    reloader = DockerExecReloader(Settings(haproxy_container=proxy.name))
+
+    assert reloader.reload(config("one")).reloaded
+    wait_http(url(proxy), expect_status=200)
+    wait_for_log(proxy, "Loading success", count=2)
+    assert http_get(url(proxy)).body == "one"
+    again = reloader.reload(config("one"))
+    assert not again.reloaded and "unchanged" in again.reason
+
+    with pytest.raises(ReloadError, match="no-such-keyword"):
+        reloader.reload(config("two") + "    no-such-keyword\n")
+
+    assert live(proxy) == config("one")
+    assert http_get(url(proxy)).body == "one"
+    assert proxy.logs().decode().count("Loading success") == 2
+    assert proxy.exec_run(["ls", "/usr/local/etc/haproxy"]).output.decode().split() == ["haproxy.cfg"]
+    assert reloader.reload(config("three")).reloaded  # the refused config was not remembered
+    wait_for_log(proxy, "Loading success", count=3)
+    assert http_get(url(proxy)).body == "three"
+
+
+def test_a_fresh_reloader_skips_a_config_that_is_already_live(env: Env) -> None:
+    proxy = env.haproxy()
+    DockerExecReloader(Settings(haproxy_container=proxy.name)).reload(config("one"))
+
+    outcome = DockerExecReloader(Settings(haproxy_container=proxy.name)).reload(config("one"))
+
+    assert not outcome.reloaded and "already live" in outcome.reason
+
+
+def test_a_restarted_container_gets_the_config_again(env: Env) -> None:
+    proxy = env.haproxy()
+    reloader = DockerExecReloader(Settings(haproxy_container=proxy.name))
+    reloader.reload(config("one"))
+    proxy.restart(timeout=1)
+    proxy.exec_run(["sh", "-c", f"printf 'defaults\\n  mode http\\n' > {HAPROXY_CFG}"])  # someone replaced it
+
+    assert reloader.reload(config("one")).reloaded  # a new incarnation: compared with the live file again
+    assert live(proxy) == config("one")
+
+
+def test_custom_reload_command(env: Env) -> None:
+    proxy = env.haproxy()
+    reloader = DockerExecReloader(
+        Settings(haproxy_container=proxy.name, reload_command="touch /tmp/custom-reload && kill -USR2 1")
+    )
+
+    assert reloader.reload(config("custom")).reloaded
+
+    wait_for_log(proxy, "Loading success", count=2)
+    assert proxy.exec_run(["ls", "/tmp/custom-reload"]).exit_code == 0
+    assert http_get(url(proxy)).body == "custom"
+
+
+def test_missing_container_is_a_clear_error(env: Env) -> None:
+    reloader = DockerExecReloader(Settings(haproxy_container=f"{env.prefix}-nowhere"))
+
+    with pytest.raises(ReloadError, match=f"{env.prefix}-nowhere.*not found.*retry"):
+        reloader.reload(config("x"))

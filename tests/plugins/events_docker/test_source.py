@@ -1,0 +1,87 @@
+"""The docker source's pure helpers and its sync bookkeeping (a recording client double)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cosmos_events_docker import source
+
+from cosmos_core.settings import Settings
+from tests.plugins.events_docker.test_labels import WEB, attrs
+
+
+class RecordingApi:
+    """The two low-level calls sync makes: list running containers, inspect one."""
+
+    def __init__(self) -> None:
+        self.containers_by_id: dict[str, dict[str, Any]] = {}
+        self.inspected: list[str] = []
+
+    def containers(self) -> list[dict[str, Any]]:
+        return [{"Id": cid} for cid in self.containers_by_id]
+
+    def inspect_container(self, cid: str) -> dict[str, Any]:
+        import docker.errors
+
+        self.inspected.append(cid)
+        if cid not in self.containers_by_id:
+            raise docker.errors.NotFound("gone")
+        return self.containers_by_id[cid]
+
+
+class Client:
+    def __init__(self) -> None:
+        self.api = RecordingApi()
+
+
+def test_relevant_events_give_their_container_id() -> None:
+    assert source.relevant({"Type": "container", "Action": "start", "id": "abc"}) == "abc"
+    assert source.relevant({"Type": "container", "Action": "health_status: healthy", "Actor": {"ID": "abc"}}) == "abc"
+    assert source.relevant({"Type": "container", "Action": "exec_start: sh -c x", "id": "abc"}) is None
+    assert source.relevant({"Type": "network", "Action": "connect", "id": "n"}) is None
+
+
+def test_backoff_doubles_up_to_a_cap() -> None:
+    delays = [source.backoff(n) for n in range(1, 10)]
+    assert delays[:3] == [0.2, 0.4, 0.8]
+    assert max(delays) == source.BACKOFF_MAX
+    assert delays == sorted(delays)
+
+
+def test_sync_inspects_new_and_dirty_containers_only_and_forgets_gone_ones() -> None:
+    client = Client()
+    a, b = "a" * 64, "b" * 64
+    client.api.containers_by_id[a] = attrs(name="w1", cid=a, label=WEB)
+    src = source.DockerSource(Settings(table="t1"))
+
+    first = src.sync(client, dirty=set())
+    client.api.containers_by_id[b] = attrs(name="w2", cid=b, label=WEB, networks={"bridge": "172.17.0.9"})
+    second = src.sync(client, dirty=set())
+    client.api.containers_by_id[a] = attrs(name="w1", cid=a, label=WEB, state={"Running": True, "Paused": True})
+    third = src.sync(client, dirty={a})
+    del client.api.containers_by_id[b]
+    fourth = src.sync(client, dirty=set())
+
+    assert client.api.inspected == [a, b, a]
+    assert first.table == "t1" and [r.container.id for r in first.running] == ["a" * 12]
+    assert [r.container.id for r in second.running] == ["a" * 12, "b" * 12]
+    assert [r.container.id for r in third.running] == ["b" * 12]  # paused: not routable
+    assert fourth.running == () and fourth.candidates == ()
+
+
+def test_an_invalid_container_is_warned_about_once(capsys: pytest.CaptureFixture[str]) -> None:
+    from cosmos_core import logs
+
+    logs.configure("json", "info")
+    client = Client()
+    bad, good = "c" * 64, "d" * 64
+    client.api.containers_by_id[bad] = attrs(name="evil", cid=bad, label={**WEB, "cosmos.port": "nope"})
+    client.api.containers_by_id[good] = attrs(name="fine", cid=good, label=WEB, networks={"bridge": "172.17.0.8"})
+    src = source.DockerSource(Settings())
+
+    snaps = [src.sync(client, dirty={bad}) for _ in range(3)]
+
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "container_skipped" in line]
+    assert len(warnings) == 1 and "evil" in warnings[0] and "cosmos.port" in warnings[0]
+    assert all([r.container.id for r in snap.running] == ["d" * 12] for snap in snaps)

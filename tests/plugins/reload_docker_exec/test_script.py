@@ -1,0 +1,89 @@
+"""The exec the docker-exec reloader runs, executed here by the host's sh and haproxy.
+
+The script is the part of the reloader with logic in it (write, validate, keep
+or install, reload); running it locally proves that logic without a container.
+The reload command is always replaced by one that leaves a marker file: the
+default (``kill -USR2 1``) is only meant for PID 1 inside the HAProxy container.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cosmos_reload_docker_exec import reloader
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+GOOD = "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\nfrontend f\n    bind 127.0.0.1:18080\n"
+BAD = GOOD + "    no-such-keyword here\n"
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(HAPROXY) and os.environ.get("CI") != "true", reason="haproxy not installed on the host"
+)
+
+
+def run(job: reloader.Exec) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], **job.environment}
+    return subprocess.run(job.argv, env=env, capture_output=True, text=True, check=False)
+
+
+def test_valid_config_is_installed_then_reloaded(tmp_path: Path) -> None:
+    live, marker = tmp_path / "haproxy.cfg", tmp_path / "reloaded"
+    live.write_text("old\n")
+    job = reloader.reload_exec(GOOD, HAPROXY, str(live), f"cat {live} > {marker}")
+
+    done = run(job)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert live.read_text() == GOOD
+    assert marker.read_text() == GOOD  # the reload ran after the install
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["haproxy.cfg", "reloaded"]
+
+
+def test_refused_config_keeps_the_live_file_and_reports_haproxys_error(tmp_path: Path) -> None:
+    live, marker = tmp_path / "haproxy.cfg", tmp_path / "reloaded"
+    live.write_text(GOOD)
+    job = reloader.reload_exec(BAD, HAPROXY, str(live), f"touch {marker}")
+
+    done = run(job)
+
+    assert done.returncode == reloader.EXIT_INVALID
+    assert "no-such-keyword" in done.stdout
+    assert live.read_text() == GOOD
+    assert not marker.exists()
+    assert not (tmp_path / ("haproxy.cfg" + reloader.SUFFIX)).exists()
+
+
+def test_failing_reload_command_has_its_own_exit_code(tmp_path: Path) -> None:
+    live = tmp_path / "haproxy.cfg"
+    done = run(reloader.reload_exec(GOOD, HAPROXY, str(live), "echo cannot reload; false"))
+
+    assert done.returncode == reloader.EXIT_RELOAD
+    assert "cannot reload" in done.stdout
+    assert live.read_text() == GOOD
+
+
+def test_large_config_is_split_across_env_vars_and_reassembled(tmp_path: Path) -> None:
+    live = tmp_path / "haproxy.cfg"
+    big = GOOD + "".join(f"\nbackend b{i}\n    server s{i} 10.0.{i // 250}.{i % 250 + 1}:80\n" for i in range(8000))
+    job = reloader.reload_exec(big, HAPROXY, str(live), "true")
+
+    assert len(job.environment) == -(-len(big) // reloader.CHUNK) > 2
+    assert all(len(v) <= reloader.CHUNK for v in job.environment.values())
+    assert run(job).returncode == 0
+    assert live.read_text() == big
+
+
+def test_paths_with_spaces_are_quoted(tmp_path: Path) -> None:
+    live = tmp_path / "my dir" / "haproxy.cfg"
+    live.parent.mkdir()
+    assert run(reloader.reload_exec(GOOD, HAPROXY, str(live), "true")).returncode == 0
+    assert live.read_text() == GOOD
+
+
+def test_default_reload_signals_pid_1() -> None:
+    script = reloader.reload_exec(GOOD, "haproxy", "/usr/local/etc/haproxy/haproxy.cfg", None).argv[2]
+    assert "kill -USR2 1" in script

@@ -1,0 +1,122 @@
+"""The agent loop: snapshots -> pipeline -> reloader, surviving bad passes, stopping cleanly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cosmos_core.agent import Agent
+from cosmos_core.contracts import ReloadOutcome
+from cosmos_core.errors import ReloadError
+from cosmos_core.model import Container, RunningContainer, Service, Snapshot
+from cosmos_core.plugins import Plugins
+from cosmos_core.runtime import Runtime
+from cosmos_core.settings import Settings
+
+
+def snap(*services: tuple[str, str, str]) -> Snapshot:
+    """A snapshot of services (name, predicate, ip) with one container each."""
+    built = [Service(n, "host", p, None, 8080, (Container(f"c-{n}", ip),)) for n, p, ip in services]
+    running = tuple(RunningContainer(s.name, c) for s in built for c in s.containers)
+    return Snapshot(None, running, tuple(built))
+
+
+class ListSource:
+    """Yields the given snapshots, then blocks until closed (like the docker source)."""
+
+    def __init__(self, snapshots: list[Snapshot], then_block: bool = True) -> None:
+        self.items = snapshots
+        self.then_block = then_block
+        self.closed = threading.Event()
+        self.routing = None
+
+    def use_routing(self, routing: object) -> None:
+        self.routing = routing
+
+    def snapshots(self) -> Iterator[Snapshot]:
+        yield from self.items
+        if self.then_block:
+            self.closed.wait(10)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class Recorder:
+    """Records configs; raises for those listed in ``fail_on`` (by call number)."""
+
+    def __init__(self, fail_on: tuple[int, ...] = ()) -> None:
+        self.configs: list[str] = []
+        self.fail_on = fail_on
+
+    def reload(self, config: str) -> ReloadOutcome:
+        self.configs.append(config)
+        if len(self.configs) in self.fail_on:
+            raise ReloadError("HAProxy refused the new config")
+        return ReloadOutcome(True)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime(Settings(store=f"sqlite://{tmp_path}/state.db"), Plugins.discover())
+    yield rt
+    rt.close()
+
+
+def test_each_snapshot_reaches_the_reloader_in_order(runtime: Runtime) -> None:
+    source = ListSource([snap(("web", "web.test", "10.0.0.1")), snap(("web", "web.test", "10.0.0.2"))], then_block=False)
+    recorder = Recorder()
+
+    stats = Agent(runtime, source, recorder).run()
+
+    assert stats.passes == 2 and stats.reloads == 2 and stats.failures == 0
+    assert "10.0.0.1:8080" in recorder.configs[0] and "10.0.0.2:8080" in recorder.configs[1]
+    assert "10.0.0.1" not in recorder.configs[1]
+    assert source.routing == runtime.routing and source.closed.is_set()
+
+
+def test_a_bad_snapshot_or_failed_reload_is_logged_and_the_loop_goes_on(
+    runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cosmos_core import logs
+
+    logs.configure("json", "info")
+    bad_predicate = snap(("web", "bad_host!", "10.0.0.9"))  # the host mode refuses it
+    source = ListSource(
+        [snap(("web", "web.test", "10.0.0.1")), bad_predicate, snap(("api", "api.test", "10.0.0.3")), snap(("api", "api.test", "10.0.0.4"))],
+        then_block=False,
+    )
+    recorder = Recorder(fail_on=(2,))
+
+    stats = Agent(runtime, source, recorder).run()
+
+    assert stats.passes == 4 and stats.failures == 2 and stats.reloads == 2
+    failures = [line for line in capsys.readouterr().err.splitlines() if "pass_failed" in line]
+    assert len(failures) == 2
+    assert "predicate" in failures[0] and "HAProxy refused" in failures[1]
+    assert "10.0.0.4:8080" in recorder.configs[-1]
+    assert "web" not in runtime.store.load("default").services  # the last snapshot no longer runs web
+
+
+def test_once_processes_only_the_first_snapshot(runtime: Runtime) -> None:
+    source = ListSource([snap(("web", "web.test", "10.0.0.1")), snap(("web", "web.test", "10.0.0.2"))])
+
+    stats = Agent(runtime, source, Recorder()).run(once=True)
+
+    assert stats.passes == 1
+    assert source.closed.is_set()
+
+
+def test_stop_from_another_thread_ends_a_blocked_loop(runtime: Runtime) -> None:
+    source = ListSource([snap(("web", "web.test", "10.0.0.1"))])
+    agent = Agent(runtime, source, Recorder())
+    timer = threading.Timer(0.2, agent.stop)
+    timer.start()
+
+    stats = agent.run()
+
+    timer.join()
+    assert stats.passes == 1 and agent.stopping
