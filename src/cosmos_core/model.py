@@ -122,6 +122,11 @@ def _check_host(value: str, field_name: str) -> str:
 def split_address(value: Any, field_name: str = "ip") -> tuple[str, int | None]:
     """Split ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` into (host, port)."""
     _require(isinstance(value, str) and value != "", field_name, value, "must be a non-empty string")
+    return _split_address(value, field_name)
+
+
+@lru_cache(maxsize=65536)
+def _split_address(value: str, field_name: str) -> tuple[str, int | None]:
     host, port = value, None
     if value.startswith("["):
         end = value.find("]")
@@ -150,9 +155,12 @@ class Container:
     port: int | None = None
 
     def __post_init__(self) -> None:
-        check_container_id(self.id, "id")
+        if type(self.id) is not str or not _CONTAINER_ID.fullmatch(self.id):
+            check_container_id(self.id, "id")  # raises with the reason
         object.__setattr__(self, "host", check_host(self.host, "ip"))
-        object.__setattr__(self, "port", check_port(self.port, "port"))
+        port = self.port
+        if port is not None and not (type(port) is int and 0 < port < 65536):
+            object.__setattr__(self, "port", check_port(port, "port"))
 
 
 @dataclass(frozen=True, slots=True)

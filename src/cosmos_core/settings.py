@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, get_type_hints
+from typing import Any, Mapping
 
 from cosmos_core.errors import ValidationError
 
@@ -74,7 +73,13 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-_TYPES = {name: hint for name, hint in get_type_hints(Settings).items() if name != "plugins"}
+_KINDS = {"str": str, "int": int, "float": float, "bool": bool}
+# name -> (type, optional); the annotations are strings (``from __future__ import annotations``).
+_TYPES = {
+    f.name: (_KINDS[str(f.type).split(" | ")[0]], str(f.type).endswith("| None"))
+    for f in dataclasses.fields(Settings)
+    if f.name != "plugins"
+}
 
 
 def load(overrides: Mapping[str, Any] | None = None, config_path: str | None = None,
@@ -104,6 +109,8 @@ def load(overrides: Mapping[str, Any] | None = None, config_path: str | None = N
 
 
 def _read_toml(path: Path, must_exist: bool) -> dict[str, Any]:
+    import tomllib
+
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -122,12 +129,10 @@ def _read_toml(path: Path, must_exist: bool) -> dict[str, Any]:
 
 
 def _coerce(key: str, value: Any, where: str) -> Any:
-    hint = _TYPES.get(key)
-    if hint is None:
+    if key not in _TYPES:
         raise ValidationError(where, value, "is not a known setting")
-    kinds = [t for t in getattr(hint, "__args__", (hint,)) if t is not type(None)]
-    kind = kinds[0]
-    if value == "" and type(None) in getattr(hint, "__args__", ()):
+    kind, optional = _TYPES[key]
+    if value == "" and optional:
         return None
     try:
         if kind is bool:
