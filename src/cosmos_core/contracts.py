@@ -8,7 +8,9 @@ once the name is chosen, so heavy imports belong inside it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping, Protocol, Sequence, TypeVar
+from typing import (
+    TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping, Protocol, Sequence, TypeVar, runtime_checkable,
+)
 from urllib.parse import parse_qsl, urlsplit
 
 from cosmos_core.errors import ValidationError
@@ -143,6 +145,22 @@ class Emitter(Protocol):
 
     def render(self, services: Sequence["Service"], routes: Sequence[Route]) -> str:
         """Deterministic config text: ``routes`` are already in match order."""
+
+
+@runtime_checkable
+class RemoteEmitter(Protocol):
+    """Optional capability of an emitter: let another Cosmos do the whole pass.
+
+    When the configured emitter has ``remote_config``,
+    :func:`cosmos_core.pipeline.generate` sends it the snapshot instead of
+    reconciling with the local store and rendering: the remote Cosmos stores
+    the state and returns the config (the original Cosmonaut -> Cosmos split).
+    Raise a :class:`~cosmos_core.errors.CosmosError` when the remote cannot
+    answer; the agent then keeps the config it has.
+    """
+
+    def remote_config(self, snapshot: "Snapshot", table: str) -> str:
+        """The config the remote Cosmos returns for ``snapshot`` in namespace ``table``."""
 
 
 # ------------------------------------------------------------------- reloaders

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 import cosmos_storage_dynamodb  # noqa: F401 - the handler's default store; installed by `make install`
+import pytest
 
 from cosmos_core.server import lambda_handler
 from cosmos_core.server.api import Api
@@ -153,15 +153,19 @@ def test_a_broken_base64_body_or_a_foreign_event_is_400(app: LambdaApp) -> None:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto's DynamoDB, and a fresh module-level handler state."""
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """moto's DynamoDB (dummy credentials, no AWS config files), and a fresh module-level handler."""
     import moto  # a test dependency: never skipped
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
-                 "COSMOS_STORE", "COSMOS_API_TOKEN", "COSMOS_CONFIG"):
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
+                 "COSMOS_STORE", "COSMOS_API_TOKEN", "COSMOS_CONFIG", "COSMOS_TABLE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setattr(lambda_handler, "_app", None)
     with moto.mock_aws():
         import boto3
@@ -215,3 +219,13 @@ def test_a_misconfigured_handler_answers_500_not_a_crash(monkeypatch: pytest.Mon
     assert response["statusCode"] == 500
     assert "nosuch" in body_json(response)["error"]
     assert lambda_handler._app is None
+
+
+def test_a_table_name_dynamodb_refuses_is_a_400_naming_the_field(aws: Any, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    body = SEED.read_text().replace('"astro"', '"ab"').encode()  # DynamoDB table names have 3+ characters
+    response = lambda_handler.handler(v1_event("POST", "/generate", body, JSON), None)
+    assert response["statusCode"] == 400
+    assert body_json(response)["field"] == "tableName"
+    assert aws.list_tables()["TableNames"] == []

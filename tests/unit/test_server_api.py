@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cosmos_core import payload, pipeline
-from cosmos_core.errors import StoreError
+from cosmos_core.errors import StoreError, ValidationError
 from cosmos_core.runtime import Runtime
 from cosmos_core.server import api as api_module
 from cosmos_core.server.api import (
@@ -198,6 +198,51 @@ def test_the_cli_start_up_path_imports_no_server_stack() -> None:
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'anyio')); "
         "print(heavy)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_serving_beyond_loopback_without_a_token_is_flagged() -> None:
+    from cosmos_core.cli.serve import exposed_without_token
+
+    assert exposed_without_token("0.0.0.0", None)
+    assert exposed_without_token("::", None)
+    assert exposed_without_token("cosmos.internal", None)
+    assert not exposed_without_token("0.0.0.0", "token")
+    assert not exposed_without_token("127.0.0.1", None)
+    assert not exposed_without_token("::1", None)
+    assert not exposed_without_token("[::1]", None)
+    assert not exposed_without_token("localhost", None)
+
+
+def test_the_listening_socket_lets_asyncio_disable_nagle() -> None:
+    """Without TCP_NODELAY, Nagle + delayed ACKs add ~40 ms to every response."""
+    import socket
+
+    from cosmos_core.cli.serve import listen
+
+    sock = listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP  # asyncio only sets TCP_NODELAY on such sockets
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        client = socket.create_connection(sock.getsockname()[:2])
+        accepted, _ = sock.accept()
+        with client, accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0  # inherited on Linux
+    finally:
+        sock.close()
+
+
+def test_listen_refuses_a_bad_port_and_a_taken_one() -> None:
+    import socket
+
+    from cosmos_core.cli.serve import ServeError, listen
+
+    with pytest.raises(ValidationError):
+        listen("127.0.0.1", 70000)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        with pytest.raises(ServeError, match="cannot listen"):
+            listen("127.0.0.1", taken.getsockname()[1])

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from cosmos_core.cli import generate, plugins, status
+from cosmos_core.cli import serve
+from cosmos_core.cli import watch
 from cosmos_core.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -40,6 +42,8 @@ def main_options(
 app.command("generate")(generate.generate)
 app.command("status")(status.status)
 app.command("plugins")(plugins.plugins)
+app.command("serve")(serve.serve)
+app.command("watch")(watch.watch)
 
 
 def main() -> None:

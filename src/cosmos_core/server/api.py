@@ -1,0 +1,281 @@
+"""The HTTP contract of Cosmos, free of any web framework.
+
+Both front ends - the Starlette app of ``cosmos serve`` and the AWS Lambda
+handler - translate their request into calls on :class:`Api` and send back the
+:class:`Reply` it returns, so they answer every request alike:
+
+=========================  ===================================================
+``POST /generate``         200 ``text/plain`` config; the store is updated as
+                           by ``cosmos generate``
+``GET /healthz``           200 when the store answers, 503 when it does not
+``GET /status``            200 JSON, the content of ``cosmos status --json``
+malformed payload          400 JSON ``{"error", "field"}``, nothing stored
+missing/wrong token        401 (when ``api_token`` is set; constant-time check)
+unknown route / method     404 / 405
+body over ``max_body``     413
+not ``application/json``   415
+store unreachable          503 JSON ``{"error", "field": null}``
+=========================  ===================================================
+
+Concurrency: the pipeline and the stores are synchronous, so front ends call
+:class:`Api` from worker threads.  Each call borrows a :class:`~cosmos_core.runtime.Runtime`
+from a :class:`RuntimePool` - one runtime (hence one store connection) is
+used by one thread at a time - and ``generate`` holds a per-table lock
+(:class:`TableLocks`) around the whole load -> reconcile -> apply pass.
+Requests for one table are therefore serialised inside a process and never
+race; across processes or hosts (several servers, Lambda instances) the
+store's optimistic locking catches the race and the pipeline retries.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import traceback
+from collections import deque
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from cosmos_core import payload, pipeline
+from cosmos_core.errors import (
+    CosmosError,
+    StoreError,
+    UnknownNameError,
+    ValidationError,
+)
+from cosmos_core.logs import get_logger
+from cosmos_core.plugins import Plugins
+from cosmos_core.runtime import Runtime
+from cosmos_core.settings import Settings
+
+log = get_logger("cosmos.server")
+
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain; charset=utf-8"
+
+#: path -> allowed methods; HEAD is answered like GET.
+ROUTES: Mapping[str, tuple[str, ...]] = {
+    "/generate": ("POST",),
+    "/healthz": ("GET", "HEAD"),
+    "/status": ("GET", "HEAD"),
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response, ready for any front end."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def all_headers(self) -> dict[str, str]:
+        """``headers`` plus ``Content-Type``."""
+        return {"Content-Type": self.content_type, **self.headers}
+
+
+def json_reply(status: int, data: Any, headers: Mapping[str, str] | None = None) -> Reply:
+    body = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return Reply(status, body.encode(), JSON_TYPE, dict(headers or {}))
+
+
+def error_reply(status: int, message: str, field: str | None = None, headers: Mapping[str, str] | None = None) -> Reply:
+    """``{"error": message, "field": field}`` - ``field`` names the bad input, if any."""
+    return json_reply(status, {"error": message, "field": field}, headers)
+
+
+def unauthorized() -> Reply:
+    return error_reply(401, "missing or wrong bearer token", "Authorization", {"WWW-Authenticate": 'Bearer realm="cosmos"'})
+
+
+def unsupported_media_type() -> Reply:
+    return error_reply(415, "Content-Type must be application/json", "Content-Type")
+
+
+def too_large(limit: int) -> Reply:
+    return error_reply(413, f"request body is over the limit of {limit} bytes", "body")
+
+
+def route_error(method: str, path: str) -> Reply | None:
+    """404 for an unknown path, 405 (with ``Allow``) for a wrong method, else ``None``."""
+    allowed = ROUTES.get(path)
+    if allowed is None:
+        return error_reply(404, f"no route {path!r}; try POST /generate, GET /healthz or GET /status")
+    if method.upper() not in allowed:
+        return error_reply(405, f"{method} is not allowed on {path}", headers={"Allow": ", ".join(allowed)})
+    return None
+
+
+def bearer_ok(expected: str | None, authorization: str | None) -> bool:
+    """True when no token is required, or ``authorization`` is ``Bearer <expected>``.
+
+    The token comparison takes constant time (:func:`hmac.compare_digest`).
+    """
+    if not expected:
+        return True
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        token = ""
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def json_media_type(content_type: str | None) -> bool:
+    """``application/json`` (any parameters) or an ``application/*+json`` type."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == JSON_TYPE or (media.startswith("application/") and media.endswith("+json"))
+
+
+def declared_length_over(content_length: str | None, limit: int) -> bool:
+    """True when a ``Content-Length`` header already announces a body over ``limit``.
+
+    Only a shortcut: front ends still count the bytes they actually read.
+    """
+    try:
+        return content_length is not None and int(content_length) > limit
+    except ValueError:
+        return False
+
+
+class TableLocks:
+    """A bounded set of locks; one table always maps to the same lock.
+
+    Striping keeps memory bounded whatever table names clients send; two tables
+    sharing a stripe merely wait for each other.
+    """
+
+    def __init__(self, stripes: int = 64) -> None:
+        self._locks = tuple(threading.Lock() for _ in range(stripes))
+
+    def __call__(self, table: str) -> threading.Lock:
+        return self._locks[hash(table) % len(self._locks)]
+
+
+class RuntimePool:
+    """Runtimes lent to one thread at a time, created on demand and reused.
+
+    A store connection is therefore never used by two threads at once (the
+    SQLite store keeps one connection per runtime), and the plugin registries
+    are discovered once and shared.
+    """
+
+    def __init__(self, settings: Settings, plugins: Plugins) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self._idle: deque[Runtime] = deque()
+        self._all: list[Runtime] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def borrow(self) -> Iterator[Runtime]:
+        try:
+            runtime = self._idle.pop()
+        except IndexError:
+            runtime = Runtime(self.settings, self.plugins)
+            with self._lock:
+                self._all.append(runtime)
+        try:
+            yield runtime
+        finally:
+            self._idle.append(runtime)
+
+    def close(self) -> None:
+        with self._lock:
+            runtimes, self._all = self._all, []
+        self._idle.clear()
+        for runtime in runtimes:
+            runtime.close()
+
+
+class Api:
+    """The three endpoints as synchronous methods (call them from worker threads)."""
+
+    def __init__(self, settings: Settings, plugins: Plugins | None = None) -> None:
+        self.settings = settings
+        self.plugins = plugins if plugins is not None else Plugins.discover()
+        self.pool = RuntimePool(settings, self.plugins)
+        self.locks = TableLocks()
+
+    @property
+    def max_body(self) -> int:
+        return self.settings.max_body
+
+    def check(self) -> None:
+        """Build the configured store and emitter now, so a bad setting fails at start-up.
+
+        Raises :class:`ValidationError` / :class:`UnknownNameError` (exit 2).
+        The store is not contacted: an unreachable store is a 503, not a
+        start-up failure.
+        """
+        with self.pool.borrow() as runtime:
+            runtime.store  # noqa: B018 - resolves the scheme and builds the store
+            runtime.emitter  # noqa: B018
+
+    def authorized(self, authorization: str | None) -> bool:
+        return bearer_ok(self.settings.api_token, authorization)
+
+    def generate(self, body: bytes) -> Reply:
+        """Parse a payload, run the pipeline under the table's lock, return the config."""
+        try:
+            snapshot = payload.loads(body)
+            table = snapshot.table or self.settings.table
+            with self.locks(table), self.pool.borrow() as runtime:
+                result = pipeline.generate(runtime, snapshot)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON reply
+            return self._failure(exc, "generate")
+        return Reply(200, result.config.encode(), TEXT_TYPE)
+
+    def healthz(self) -> Reply:
+        """200 when the store answers a ping, 503 when it does not."""
+        try:
+            with self.pool.borrow() as runtime:
+                runtime.store.ping()
+                store = runtime.store_url.safe
+        except Exception as exc:  # noqa: BLE001
+            return self._failure(exc, "healthz")
+        return json_reply(200, {"status": "ok", "store": store})
+
+    def status(self) -> Reply:
+        """The stored services of every table (``cosmos status --json``)."""
+        from cosmos_core.status import collect
+
+        try:
+            with self.pool.borrow() as runtime:
+                report = collect(runtime)
+        except Exception as exc:  # noqa: BLE001
+            return self._failure(exc, "status")
+        return json_reply(200, report)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _failure(self, exc: Exception, endpoint: str) -> Reply:
+        """Map an exception to its reply: 400 bad input, 503 store down, 500 otherwise."""
+        reply = failure_reply(exc)
+        if isinstance(exc, CosmosError):
+            log.warning("request_failed", endpoint=endpoint, status=reply.status, error=str(exc))
+        else:
+            log.error("request_crashed", endpoint=endpoint, status=reply.status, error=repr(exc),
+                      traceback=traceback.format_exc())
+        return reply
+
+
+#: An unknown name in these payload fields (a candidate's configMode) is the
+#: client's error (400); elsewhere (a stored service's mode) it is the server's.
+PAYLOAD_FIELDS = ("candidates", "candidateServices")
+
+
+def failure_reply(exc: Exception) -> Reply:
+    """The reply for an exception raised while serving a request."""
+    if isinstance(exc, ValidationError):
+        return error_reply(400, str(exc), exc.field)
+    if isinstance(exc, UnknownNameError) and (exc.field or "").startswith(PAYLOAD_FIELDS):
+        return error_reply(400, str(exc), exc.field)
+    if isinstance(exc, StoreError):
+        return error_reply(503, f"store unavailable: {exc}")
+    if isinstance(exc, CosmosError):
+        return error_reply(500, str(exc))
+    return error_reply(500, f"internal error ({type(exc).__name__}); see the server log")
