@@ -6,9 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cosmos_core.cli import generate, plugins, status
-from cosmos_core.cli import serve
-from cosmos_core.cli import watch
+from cosmos_core.cli import generate, plugins, serve, status, watch
 from cosmos_core.cli.common import GlobalOptions
 
 app = typer.Typer(
