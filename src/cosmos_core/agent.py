@@ -7,6 +7,12 @@ missing HAProxy container) is logged and the loop goes on with the next
 snapshot; the reloader keeps the previous config in place.  Every pass logs
 its counts and timings.
 
+A pass that failed for a reason that may go away (a store or remote Cosmos
+that cannot be reached, a missing HAProxy container) is retried with backoff
+(1 s doubling to 30 s) until it succeeds or a newer snapshot arrives, so the
+agent catches up without waiting for the next container event.  A snapshot
+refused as bad input is not retried.
+
 Sources that can validate predicates themselves (the Docker source skips a
 single bad container instead of refusing the whole snapshot) expose
 ``use_routing(lookup)``; the agent hands them the runtime's routing modes.
@@ -14,6 +20,7 @@ single bad container instead of refusing the whole snapshot) expose
 
 from __future__ import annotations
 
+import queue
 import signal
 import threading
 import time
@@ -30,6 +37,14 @@ from cosmos_core.runtime import Runtime
 
 log = get_logger("cosmos.agent")
 
+RETRY_START, RETRY_MAX = 1.0, 30.0
+_END = object()  # queue marker: the source ended or the agent is stopping
+
+
+def retry_delay(attempt: int, start: float = RETRY_START, cap: float = RETRY_MAX) -> float:
+    """Seconds before retry ``attempt`` (1-based) of a failed pass."""
+    return min(cap, start * 2 ** (attempt - 1))
+
 
 @dataclass
 class Stats:
@@ -45,12 +60,16 @@ class Stats:
 class Agent:
     """Runs passes for the snapshots of ``source`` until it ends or :meth:`stop`."""
 
-    def __init__(self, runtime: Runtime, source: EventSource, reloader: Reloader) -> None:
+    def __init__(self, runtime: Runtime, source: EventSource, reloader: Reloader,
+                 retry_start: float = RETRY_START, retry_max: float = RETRY_MAX) -> None:
         self.runtime = runtime
+        self.retry_start, self.retry_max = retry_start, retry_max
         self.source = source
         self.reloader = reloader
         self.stats = Stats()
         self._stopping = threading.Event()
+        self._feed: queue.Queue[object] = queue.Queue()
+        self._retryable = False
         use_routing: Callable[..., None] | None = getattr(source, "use_routing", None)
         if use_routing is not None:
             use_routing(runtime.routing)
@@ -58,6 +77,7 @@ class Agent:
     def stop(self) -> None:
         """Ask the loop to end after the current pass (safe from a signal handler)."""
         self._stopping.set()
+        self._feed.put(_END)
         self.source.close()
 
     @property
@@ -65,23 +85,52 @@ class Agent:
         return self._stopping.is_set()
 
     def run(self, once: bool = False) -> Stats:
-        """Process snapshots; with ``once``, only the first (the start-up sync)."""
-        snapshots: Iterator[Snapshot] = iter(self.source.snapshots())
+        """Process snapshots; with ``once``, only the first (the start-up sync).
+
+        The source is read on a thread of its own, so that a failed pass can be
+        retried while no new snapshot comes.
+        """
         log.info("agent_started", once=once)
+        threading.Thread(target=self._pump, name="cosmos-source", daemon=True).start()
+        failed: Snapshot | None = None
+        attempt = 0
+        try:
+            while not self.stopping:
+                try:
+                    wait = retry_delay(attempt, self.retry_start, self.retry_max) if failed else None
+                    item = self._feed.get(timeout=wait)
+                except queue.Empty:
+                    item = failed
+                    log.info("pass_retry", attempt=attempt)
+                if item is _END or self.stopping:
+                    break
+                assert isinstance(item, Snapshot)
+                if self.step(item) or once or not self._retryable:
+                    failed, attempt = None, 0
+                else:
+                    failed, attempt = item, attempt + 1
+                if once:
+                    break
+        finally:
+            self.source.close()
+            log.info("agent_stopped", **vars(self.stats))
+        return self.stats
+
+    def _pump(self) -> None:
+        """Move the source's snapshots into the feed (runs on its own thread)."""
+        snapshots: Iterator[Snapshot] = iter(self.source.snapshots())
         try:
             for snapshot in snapshots:
+                self._feed.put(snapshot)
                 if self.stopping:
                     break
-                self.step(snapshot)
-                if once or self.stopping:
-                    break
+        except Exception as exc:  # noqa: BLE001 - a broken source ends the agent, logged
+            log.error("source_failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             close = getattr(snapshots, "close", None)
             if close is not None:
                 close()
-            self.source.close()
-            log.info("agent_stopped", **vars(self.stats))
-        return self.stats
+            self._feed.put(_END)
 
     def step(self, snapshot: Snapshot) -> bool:
         """One pass; ``False`` (logged, counted) when it failed.  Never raises ``Exception``."""
@@ -92,9 +141,9 @@ class Agent:
             t_reconciled = time.perf_counter()
             outcome = self.reloader.reload(result.config)
         except CosmosError as exc:
-            return self._failed(str(exc), started)
+            return self._failed(str(exc), started, retryable=exc.exit_code != 2)
         except Exception as exc:  # noqa: BLE001 - one bad pass must not end the agent
-            return self._failed(f"unexpected {type(exc).__name__}: {exc}", started)
+            return self._failed(f"unexpected {type(exc).__name__}: {exc}", started, retryable=True)
         done = time.perf_counter()
         if outcome.reloaded:
             self.stats.reloads += 1
@@ -114,7 +163,8 @@ class Agent:
         )
         return True
 
-    def _failed(self, message: str, started: float) -> bool:
+    def _failed(self, message: str, started: float, retryable: bool) -> bool:
+        self._retryable = retryable
         self.stats.failures += 1
         self.stats.last_error = message
         log.error("pass_failed", error=message, ms=round((time.perf_counter() - started) * 1000, 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,3 +121,46 @@ def test_stop_from_another_thread_ends_a_blocked_loop(runtime: Runtime) -> None:
 
     timer.join()
     assert stats.passes == 1 and agent.stopping
+
+
+class FlakyReloader(Recorder):
+    """Fails its first ``failures`` calls (a missing container, a remote that is down)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(fail_on=tuple(range(1, failures + 1)))
+
+
+def test_a_failed_pass_is_retried_until_it_succeeds_without_a_new_event(runtime: Runtime) -> None:
+    source = ListSource([snap(("web", "web.test", "10.0.0.1"))])
+    reloader = FlakyReloader(failures=2)
+    agent = Agent(runtime, source, reloader, retry_start=0.01, retry_max=0.02)
+    thread = threading.Thread(target=agent.run)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while agent.stats.reloads == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    agent.stop()
+    thread.join(5)
+    assert agent.stats.failures == 2 and agent.stats.reloads == 1
+    assert len(reloader.configs) == 3 and reloader.configs[0] == reloader.configs[2]
+
+
+def test_a_newer_snapshot_replaces_the_one_being_retried(runtime: Runtime) -> None:
+    first, second = snap(("web", "web.test", "10.0.0.1")), snap(("web", "web.test", "10.0.0.2"))
+    reloader = FlakyReloader(failures=1)
+    stats = Agent(runtime, ListSource([first, second], then_block=False), reloader, retry_start=5.0).run()
+    assert stats.failures == 1 and stats.reloads == 1
+    assert "10.0.0.2:8080" in reloader.configs[-1] and len(reloader.configs) == 2
+
+
+def test_bad_input_is_not_retried(runtime: Runtime) -> None:
+    bad = Snapshot(None, (), (Service("web", "nosuchmode", "web.test", None, 8080, ()),))
+    reloader = Recorder()
+    agent = Agent(runtime, ListSource([bad]), reloader, retry_start=0.01)
+    thread = threading.Thread(target=agent.run)
+    thread.start()
+    time.sleep(0.3)
+    agent.stop()
+    thread.join(5)
+    assert agent.stats.failures == 1 and agent.stats.passes == 1 and reloader.configs == []
+    assert "not recognised" in (agent.stats.last_error or "")

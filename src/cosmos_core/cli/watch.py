@@ -40,6 +40,11 @@ def watch(
             show_default=False,
         ),
     ] = None,
+    emitter: Annotated[
+        str | None,
+        typer.Option("--emitter", help="Config emitter: haproxy, or remote to ask a cosmos serve. (default: haproxy)",
+                     show_default=False),
+    ] = None,
     table: Annotated[
         str | None, typer.Option("--table", help="Table (namespace) in the store. (default: default)", show_default=False)
     ] = None,
@@ -66,6 +71,7 @@ def watch(
         haproxy_container=haproxy_container,
         haproxy_config=haproxy_config,
         reload_command=reload_command,
+        emitter=emitter,
         table=table,
         name_filter=name_filter,
         debounce_quiet=debounce_quiet,
@@ -73,11 +79,13 @@ def watch(
     )
     with common.errors(settings.debug):
         from cosmos_core.agent import Agent, install_signal_handlers
+        from cosmos_core.contracts import RemoteEmitter
         from cosmos_core.runtime import Runtime
 
         runtime = Runtime(settings)
         try:
-            runtime.store.ping()
+            if not isinstance(runtime.emitter, RemoteEmitter):
+                runtime.store.ping()  # fail fast; a remote Cosmos holds the state itself
             agent = Agent(runtime, runtime.event_source(), runtime.reloader)
             install_signal_handlers(agent)
             stats = agent.run(once=once)

@@ -75,9 +75,13 @@ def test_watch_with_the_remote_emitter(env: Env, make_agent: MakeAgent, tmp_path
         assert bodies == {f"{env.prefix}-web\n"}
         assert agent.proc is not None and agent.proc.poll() is None
 
-        # Back on the same port and store: the next event brings the host up to date.
+        # Back on the same port and store: the agent retries the failed pass and catches
+        # up without any new container event.
         server = start_serve(["--port", str(server.port), "--store", server_store],
                              env={"COSMOS_API_TOKEN": TOKEN}, log_path=tmp_path / "serve2.log")
+        wait_routed(url(proxy), "web.test", expect=f"{env.prefix}-web2\n", timeout=40.0)
+        assert agent.events("pass_retry")
+        # And the next event still goes through as usual.
         env.backend("web3", service="web", predicate="web.test", port="8080")
         expected = {f"{env.prefix}-{name}\n" for name in ("web", "web2", "web3")}
         wait_routed(url(proxy), "web.test", expect=f"{env.prefix}-web3\n")
