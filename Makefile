@@ -3,20 +3,25 @@
 #   make test   - install, bring up the real parts (dockerd, haproxy, dynalite) and run every test
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: install demo test bench
+.PHONY: install demo test
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(PLUGINS)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	$(PIP) -e '.[serve]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) -e '.[serve,test]'
 	touch $@
 
 demo: install
 	$(VENV)/bin/cosmos generate examples/seed-payload.json
 
-test: install
+test: $(VENV)/.installed-test
 	bash scripts/install-test-deps.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
