@@ -8,10 +8,11 @@ snapshot; the reloader keeps the previous config in place.  Every pass logs
 its counts and timings.
 
 A pass that failed for a reason that may go away (a store or remote Cosmos
-that cannot be reached, a missing HAProxy container) is retried with backoff
-(1 s doubling to 30 s) until it succeeds or a newer snapshot arrives, so the
-agent catches up without waiting for the next container event.  A snapshot
-refused as bad input is not retried.
+that cannot be reached, a missing HAProxy container, a failed reload) is
+retried with backoff (1 s doubling to 30 s) until it succeeds or a newer
+snapshot arrives, so the agent catches up without waiting for the next
+container event.  A snapshot refused as bad input, or a config HAProxy
+refuses, is not retried.
 
 Sources that can validate predicates themselves (the Docker source skips a
 single bad container instead of refusing the whole snapshot) expose
@@ -74,8 +75,10 @@ class Agent:
         if use_routing is not None:
             use_routing(runtime.routing)
 
-    def stop(self) -> None:
-        """Ask the loop to end after the current pass (safe from a signal handler)."""
+    def stop(self, reason: str | None = None) -> None:
+        """Ask the loop to end after the current pass (call it from any thread)."""
+        if reason:
+            log.info("agent_signal", signal=reason)
         self._stopping.set()
         self._feed.put(_END)
         self.source.close()
@@ -141,7 +144,7 @@ class Agent:
             t_reconciled = time.perf_counter()
             outcome = self.reloader.reload(result.config)
         except CosmosError as exc:
-            return self._failed(str(exc), started, retryable=exc.exit_code != 2)
+            return self._failed(str(exc), started, retryable=exc.retryable)
         except Exception as exc:  # noqa: BLE001 - one bad pass must not end the agent
             return self._failed(f"unexpected {type(exc).__name__}: {exc}", started, retryable=True)
         done = time.perf_counter()
@@ -172,11 +175,14 @@ class Agent:
 
 
 def install_signal_handlers(agent: Agent) -> None:
-    """SIGTERM and SIGINT stop the agent cleanly (main thread only)."""
+    """SIGTERM and SIGINT stop the agent cleanly (main thread only).
+
+    The handler itself takes no lock (no logging, no queue): the main thread
+    may hold one when the signal lands.  It hands the stop to a new thread.
+    """
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("agent_signal", signal=signal.Signals(signum).name)
-        agent.stop()
+        threading.Thread(target=agent.stop, args=(signal.Signals(signum).name,), daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)

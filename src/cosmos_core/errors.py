@@ -13,9 +13,18 @@ from typing import Any
 
 
 class CosmosError(Exception):
-    """Base class: every subclass carries the exit code the CLI maps it to."""
+    """Base class: every subclass carries the exit code the CLI maps it to.
+
+    ``retryable`` tells the agent whether the same pass may succeed later
+    (an unreachable store or remote, a missing container) or not (bad input,
+    a config HAProxy refuses).
+    """
 
     exit_code = 1
+
+    @property
+    def retryable(self) -> bool:
+        return self.exit_code != 2
 
 
 class ValidationError(CosmosError, ValueError):
@@ -67,7 +76,18 @@ class ConflictError(CosmosError):
 
 
 class ReloadError(CosmosError):
-    """A config could not be validated or applied by the reloader."""
+    """A config could not be validated or applied by the reloader.
+
+    ``invalid=True``: HAProxy refused the config itself; retrying it cannot help.
+    """
+
+    def __init__(self, message: str, *, invalid: bool = False) -> None:
+        super().__init__(message)
+        self.invalid = invalid
+
+    @property
+    def retryable(self) -> bool:
+        return not self.invalid
 
 
 def _short(value: Any, limit: int = 60) -> str:

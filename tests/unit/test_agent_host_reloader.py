@@ -62,6 +62,29 @@ def test_failing_reload_command_is_a_reload_error(tmp_path: Path) -> None:
         reloader.reload(config(18083))
 
 
+def test_refused_config_is_not_retryable_but_a_failed_reload_is(tmp_path: Path) -> None:
+    reloader = HostReloader(str(tmp_path / "haproxy.cfg"), HAPROXY, "false", None)
+    with pytest.raises(ReloadError) as refused:
+        reloader.reload(config(18084) + "    no-such-keyword\n")
+    with pytest.raises(ReloadError) as failed:
+        reloader.reload(config(18084))
+    assert not refused.value.retryable and failed.value.retryable
+
+
+def test_a_failed_reload_is_done_again_although_the_file_is_installed(tmp_path: Path) -> None:
+    live, flag, marker = tmp_path / "haproxy.cfg", tmp_path / "ok", tmp_path / "reloads"
+    command = f"sh -c 'test -f {flag} || {{ touch {flag}; exit 1; }}; echo x >> {marker}'"
+    reloader = HostReloader(str(live), HAPROXY, command, None)
+
+    with pytest.raises(ReloadError):
+        reloader.reload(config(18085))  # installed, but the reload command failed
+    assert live.read_text() == config(18085)
+
+    assert reloader.reload(config(18085)).reloaded  # not "unchanged": HAProxy never loaded it
+    assert marker.read_text() == "x\n"
+    assert reloader.reload(config(18085)).reason == "config unchanged"
+
+
 def test_a_reload_path_is_required(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         make_host(Settings(reloader="host", haproxy_config=str(tmp_path / "h.cfg")))

@@ -142,6 +142,13 @@ def test_every_error_status(app: LambdaApp, make: Any) -> None:
     assert app(make("GET", "/healthz", headers=auth()), None)["statusCode"] == 200
 
 
+@pytest.mark.parametrize("make", EVENTS)
+def test_a_lone_surrogate_in_the_body_is_400_not_a_crash(app: LambdaApp, make: Any) -> None:
+    event = make("POST", "/generate", b"{}", auth(JSON))
+    event["body"] = '{"tableName": "\ud800"}'
+    assert app(event, None)["statusCode"] == 400
+
+
 def test_a_broken_base64_body_or_a_foreign_event_is_400(app: LambdaApp) -> None:
     event = v2_event("POST", "/generate", SEED.read_bytes(), auth(JSON))
     event.update(body="%%% not base64", isBase64Encoded=True)

@@ -43,10 +43,11 @@ class HostReloader:
         self.haproxy_bin = haproxy_bin
         self.reload_argv = shlex.split(reload_command) if reload_command else None
         self.master_socket = master_socket
+        self._pending = False  # a config was installed but its reload failed
 
     def reload(self, config: str) -> ReloadOutcome:
         try:
-            if self.path.read_text(encoding="utf-8") == config:
+            if not self._pending and self.path.read_text(encoding="utf-8") == config:
                 return ReloadOutcome(False, "config unchanged")
         except FileNotFoundError:
             pass
@@ -57,10 +58,12 @@ class HostReloader:
             atomic_write(self.path, config)
         except OSError as exc:
             raise ReloadError(f"cannot write {self.path}: {exc.strerror}") from None
+        self._pending = True
         if self.reload_argv is not None:
             run(self.reload_argv, "reload command")
         else:
             master_reload(str(self.master_socket))
+        self._pending = False
         return ReloadOutcome(True)
 
     def validate(self, config: str) -> None:
@@ -74,7 +77,7 @@ class HostReloader:
                 run([self.haproxy_bin, "-c", "-f", tmp], "haproxy -c")
             except ReloadError as exc:
                 log.error("haproxy_config_invalid", path=str(self.path), error=str(exc))
-                raise ReloadError(f"HAProxy refused the new config (kept the previous one): {exc}") from None
+                raise ReloadError(f"HAProxy refused the new config (kept the previous one): {exc}", invalid=True) from None
         finally:
             os.unlink(tmp)
 

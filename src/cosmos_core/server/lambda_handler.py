@@ -102,7 +102,7 @@ def event_body(event: Mapping[str, Any]) -> bytes:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise BadEvent("body is marked base64 but is not valid base64") from None
-    return body.encode("utf-8")
+    return body.encode("utf-8", "surrogatepass")  # a lone surrogate becomes invalid UTF-8: a 400, not a crash
 
 
 def proxy_response(reply: Reply) -> dict[str, Any]:

@@ -78,6 +78,20 @@ def test_custom_reload_command(env: Env) -> None:
     assert http_get(url(proxy)).body == "custom"
 
 
+def test_a_failed_reload_is_done_again_on_the_next_call(env: Env) -> None:
+    proxy = env.haproxy()
+    command = "test -f /tmp/ok || { touch /tmp/ok; exit 1; }; kill -USR2 1"
+    reloader = DockerExecReloader(Settings(haproxy_container=proxy.name, reload_command=command))
+
+    with pytest.raises(ReloadError, match="reload failed") as failed:
+        reloader.reload(config("late"))
+    assert failed.value.retryable and live(proxy) == config("late")  # installed, not loaded
+
+    assert reloader.reload(config("late")).reloaded
+    wait_for_log(proxy, "Loading success", count=2)
+    assert http_get(url(proxy)).body == "late"
+
+
 def test_missing_container_is_a_clear_error(env: Env) -> None:
     reloader = DockerExecReloader(Settings(haproxy_container=f"{env.prefix}-nowhere"))
 

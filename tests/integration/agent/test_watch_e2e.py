@@ -161,3 +161,30 @@ def test_the_agent_works_with_the_dynamodb_store(env: Env, make_agent: MakeAgent
     wait_http(url(proxy), headers={"Host": "web.test"}, expect_status=404)
     assert agent.events("pass_failed") == []
     assert agent.stop() == 0
+
+
+def test_connecting_a_network_makes_a_container_routable(env: Env, make_agent: MakeAgent) -> None:
+    """`docker network connect` is an event too: the agent picks up the new address."""
+    network = env.client.networks.create(f"{env.prefix}-net", labels={"cosmos-test": "1"})
+    try:
+        proxy = env.haproxy()
+        agent = make_agent()
+        agent.wait_event("agent_started")
+        name = f"{env.prefix}-late"
+        late = run_test_container(
+            env.client, env.backend_image, name=name, hostname=name, network=network.name,
+            labels=env.labels(service="late", predicate="late.test", port="8080", network="bridge"),
+        )
+        env.started.append(late)
+        agent.wait_event("container_skipped")  # no address on the bridge yet: skipped with a warning
+        assert http_get(url(proxy), {"Host": "late.test"}).body == NO_MATCH
+
+        env.client.networks.get("bridge").connect(late)
+
+        assert wait_routed(url(proxy), "late.test") == f"{name}\n"
+        assert agent.stop() == 0
+    finally:
+        for container in env.started:
+            container.remove(force=True)
+        env.started.clear()
+        network.remove()

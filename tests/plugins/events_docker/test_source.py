@@ -39,6 +39,11 @@ def test_relevant_events_give_their_container_id() -> None:
     assert source.relevant({"Type": "container", "Action": "start", "id": "abc"}) == "abc"
     assert source.relevant({"Type": "container", "Action": "health_status: healthy", "Actor": {"ID": "abc"}}) == "abc"
     assert source.relevant({"Type": "container", "Action": "exec_start: sh -c x", "id": "abc"}) is None
+    # Connecting or disconnecting a network changes the container's address.
+    connect = {"Type": "network", "Action": "connect", "id": "n", "Actor": {"ID": "n", "Attributes": {"container": "abc"}}}
+    assert source.relevant(connect) == "abc"
+    assert source.relevant({**connect, "Action": "disconnect"}) == "abc"
+    assert source.relevant({**connect, "Action": "create"}) is None
     assert source.relevant({"Type": "network", "Action": "connect", "id": "n"}) is None
 
 

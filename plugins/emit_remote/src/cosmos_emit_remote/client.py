@@ -13,8 +13,9 @@ Failures:
   :class:`RemoteError` at once, with the server's message.
 
 The agent logs a :class:`RemoteError` like any failed pass and keeps the config
-HAProxy has; the next snapshot (next Docker event, or the periodic resync)
-tries again, so it catches up once the remote is back.
+HAProxy has; it retries an unavailable remote with backoff until it answers (or
+a newer snapshot arrives), so it catches up once the remote is back.  A refusal
+is not retried.
 """
 
 from __future__ import annotations
@@ -45,7 +46,18 @@ USER_AGENT = "cosmos-agent (emit-remote)"
 
 
 class RemoteError(CosmosError):
-    """The remote Cosmos refused the request or could not be reached."""
+    """The remote Cosmos refused the request or could not be reached.
+
+    A refusal (400, 401, 413, 415) is not retryable: the same request gets the same answer.
+    """
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+    @property
+    def retryable(self) -> bool:
+        return not self.refused
 
 
 @dataclass(frozen=True)
@@ -140,7 +152,7 @@ class RemoteCosmos:
                     return self._config(answer)
                 problem = f"HTTP {answer.status}: {error_text(answer)}"
                 if answer.status not in RETRYABLE:
-                    raise RemoteError(f"remote cosmos {self.endpoint} refused the request ({problem})")
+                    raise RemoteError(f"remote cosmos {self.endpoint} refused the request ({problem})", refused=True)
             if attempt < attempts:
                 delay = backoff_delay(attempt, self.backoff)
                 log.warning("remote_retry", url=self.endpoint, attempt=attempt, error=problem,

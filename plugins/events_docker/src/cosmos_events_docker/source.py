@@ -39,14 +39,21 @@ CLOSED = "__closed__"  # queue marker: close() was called
 BACKOFF_START, BACKOFF_MAX = 0.2, 5.0
 
 
+#: Network events that change a container's addresses.
+NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+
+
 def relevant(event: dict[str, Any]) -> str | None:
     """The container id of an event that may change routing, else ``None``."""
-    if event.get("Type") != "container":
-        return None
     action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0]
-    if action not in ACTIONS:
+    actor = event.get("Actor") or {}
+    if event.get("Type") == "network":
+        if action not in NETWORK_ACTIONS:
+            return None
+        return str((actor.get("Attributes") or {}).get("container") or "") or None
+    if event.get("Type") != "container" or action not in ACTIONS:
         return None
-    return str(event.get("id") or (event.get("Actor") or {}).get("ID") or "") or None
+    return str(event.get("id") or actor.get("ID") or "") or None
 
 
 def backoff(attempt: int) -> float:
@@ -149,7 +156,7 @@ class DockerSource:
     def _follow(self, client: Any) -> None:
         """Start a thread that feeds container events into the queue."""
         self._queue = queue.Queue()
-        stream = client.events(decode=True, filters={"type": "container"})
+        stream = client.events(decode=True, filters={"type": ["container", "network"]})
         self._stream = stream
         target = self._queue
 

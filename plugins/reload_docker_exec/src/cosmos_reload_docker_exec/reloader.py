@@ -7,8 +7,11 @@ much, so one round trip keeps the reload fast):
 1. write the new config, passed in environment variables, next to the live one
    (``<path>.cosmos-new``);
 2. validate it with ``haproxy -c -f``;
-3. on success ``mv`` it over the live file and reload: ``kill -USR2 1`` (the
-   master-worker master is PID 1) by default, or ``reload_command``.
+3. on success ``mv`` it over the live file (or, where the live file is a
+   single-file bind mount that cannot be replaced, copy it over the file in
+   place) and reload: ``kill -USR2 1`` (the master-worker master is PID 1) by
+   default, or ``reload_command``.  A reload that failed after the file was
+   installed is retried on the next call even though the file already matches.
 
 A config HAProxy refuses is removed, the live file stays, and
 :class:`ReloadError` carries HAProxy's message, so HAProxy keeps serving.  A
@@ -64,7 +67,7 @@ def reload_exec(config: str, haproxy_bin: str, config_path: str, reload_command:
         f"if ! out=$({shlex.quote(haproxy_bin)} -c -f {new} 2>&1); then\n"
         f'  echo "$out"; rm -f {new}; exit {EXIT_INVALID}\n'
         "fi\n"
-        f"mv -f {new} {live} || exit {EXIT_INSTALL}\n"
+        f"mv -f {new} {live} 2>/dev/null || {{ cat {new} > {live} && rm -f {new}; }} || exit {EXIT_INSTALL}\n"
         f"( {reload} ) 2>&1 || exit {EXIT_RELOAD}\n"
     )
     return Exec(["sh", "-c", script], env)
@@ -91,6 +94,7 @@ class DockerExecReloader:
         self.reload_command = settings.reload_command
         self._client: Any = None
         self._applied: tuple[str, str] | None = None  # (container id + start time, config)
+        self._pending = False  # a config was installed but its reload failed
 
     def _docker(self) -> Any:
         if self._client is None:
@@ -138,7 +142,9 @@ class DockerExecReloader:
     def _reload(self, config: str) -> ReloadOutcome:
         container = self._container()
         incarnation = f"{container.id}@{container.attrs.get('State', {}).get('StartedAt', '')}"
-        if self._applied is None or self._applied[0] != incarnation:
+        if self._pending:
+            pass  # the live file may equal ``config`` but HAProxy never loaded it
+        elif self._applied is None or self._applied[0] != incarnation:
             if self._live_config(container) == config:
                 self._applied = (incarnation, config)
                 return ReloadOutcome(False, "config unchanged (already live)")
@@ -150,12 +156,13 @@ class DockerExecReloader:
         output = result.output.decode("utf-8", errors="replace").strip()
         if result.exit_code == EXIT_INVALID:
             log.error("haproxy_config_invalid", container=self.container_name, output=output[-2000:])
-            raise ReloadError(f"HAProxy refused the new config (kept the previous one): {output[-500:]}")
+            raise ReloadError(f"HAProxy refused the new config (kept the previous one): {output[-500:]}", invalid=True)
         if result.exit_code == EXIT_RELOAD:
+            self._pending = True
             raise ReloadError(f"reload failed in {self.container_name} (config installed): {output[-500:]}")
         if result.exit_code != 0:
             raise ReloadError(
                 f"could not install the config in {self.container_name} (exit {result.exit_code}): {output[-500:]}"
             )
-        self._applied = (incarnation, config)
+        self._applied, self._pending = (incarnation, config), False
         return ReloadOutcome(True)
