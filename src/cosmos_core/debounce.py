@@ -25,6 +25,7 @@ timeout (``lambda t: q.get(timeout=t)`` for a :class:`queue.Queue`), with an inj
 
 from __future__ import annotations
 
+import math
 import queue
 import time
 from collections import deque
@@ -46,6 +47,8 @@ def check_window(quiet: float, max_wait: float,
     """Refuse negative periods and a maximum wait shorter than the quiet period."""
     from cosmos_core.errors import ValidationError
 
+    if not (math.isfinite(quiet) and math.isfinite(max_wait)):
+        raise ValidationError(quiet_name, (quiet, max_wait), "must be finite numbers")
     if quiet < 0:
         raise ValidationError(quiet_name, quiet, "must be >= 0")
     if max_wait < quiet:

@@ -109,9 +109,8 @@ def _candidate(path: str, item: dict[str, Any]) -> Service:
     containers = [
         _container(cpath, citem) for cpath, citem in _items(f"{path}.containers", item.get("containers", []))
     ]
-    if port is None:
-        # The 2016 dialect carries the port only in each container's ip.
-        port = next((c.port for c in containers if c.port is not None), None)
+    # No port is inferred from the containers (the 2016 dialect puts it in each ip):
+    # a candidate without ``port`` keeps the stored service port (reconcile rule 3).
     try:
         return Service(name, mode, predicate, cookie, port, tuple(containers))
     except ValidationError as exc:

@@ -57,6 +57,13 @@ def build_routes(services: Iterable[Service], routing: RoutingLookup) -> list[Ro
     keyed = []
     for service in services:
         mode = routing(service.mode, f"store: {service.name}.mode")
+        try:
+            valid = mode.normalize(service.predicate) == service.predicate
+        except ValueError:
+            valid = False
+        if not valid:  # written by another tool or version: never render it
+            raise StoreError(f"stored service {service.name!r} has a predicate its {service.mode!r} mode refuses: "
+                             f"{service.predicate!r}; fix or delete it in the store")
         route = Route(service.name, service.name, tuple(mode.criteria(service.predicate)))
         keyed.append(((mode.precedence, mode.sort_key(service.predicate), service.name), route))
     return [route for _, route in sorted(keyed, key=lambda pair: pair[0])]

@@ -8,12 +8,14 @@ the wrong type is a :class:`ValidationError` naming the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from cosmos_core.errors import ValidationError
+from cosmos_core.model import check_name
 
 ENV_PREFIX = "COSMOS_"
 CONFIG_FILE = "cosmos.toml"
@@ -105,6 +107,8 @@ def load(overrides: Mapping[str, Any] | None = None, config_path: str | None = N
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    if "table" in values:
+        check_name(values["table"], "table")
     return Settings(plugins=plugins, **values)
 
 
@@ -144,10 +148,16 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             if lowered in ("0", "false", "no", "off"):
                 return False
             raise ValueError
+        if kind is str and not isinstance(value, str):
+            raise ValueError
+        if kind in (int, float) and not isinstance(value, (int, float, str)):
+            raise ValueError
+        if kind is float and not math.isfinite(float(value)):
+            raise ValueError
         if kind is int and isinstance(value, float):
             raise ValueError
         if kind in (int, float) and isinstance(value, bool):
             raise ValueError
         return kind(value)
     except (TypeError, ValueError):
-        raise ValidationError(where, value, f"must be {kind.__name__}") from None
+        raise ValidationError(where, value, f"must be {'a finite ' if kind is float else ''}{kind.__name__}") from None

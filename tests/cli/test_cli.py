@@ -211,3 +211,22 @@ def test_help_does_not_import_heavy_modules(tmp_path) -> None:
 
 def test_console_script_is_installed() -> None:
     assert shutil.which("cosmos") or Path(__import__("sys").executable).with_name("cosmos").exists()
+
+
+def test_unwritable_output_is_one_line_exit_1(runner, tmp_path) -> None:
+    (tmp_path / "blocker").write_text("")
+    result = cosmos(runner, "generate", str(SEED), "--output", str(tmp_path / "blocker" / "haproxy.cfg"))
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("{")]  # the rest are JSON logs
+    assert len(errors) == 1 and errors[0].startswith("cosmos: error: --output ") and "Traceback" not in result.stderr
+
+
+def test_an_invalid_stored_row_is_a_store_error(runner, tmp_path) -> None:
+    import sqlite3
+
+    assert cosmos(runner, "generate", str(SEED)).exit_code == 0
+    db = tmp_path / "state" / "cosmos" / "cosmos.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE containers SET host = 'bad host' WHERE id = 'das843j3h3k'")
+    result = cosmos(runner, "status")
+    assert result.exit_code == 1 and "invalid row" in result.stderr and result.stderr.count("\n") == 1

@@ -166,3 +166,9 @@ def test_bad_storm_window_is_refused() -> None:
     with pytest.raises(ValidationError) as info:
         Debouncer(0.1, 1.0, storm_items=2, storm_quiet=2.0, storm_max_wait=1.0)
     assert info.value.field == "debounce_storm_max_wait"
+
+
+@pytest.mark.parametrize("quiet, max_wait", [(float("nan"), 1.0), (0.1, float("nan")), (0.1, float("inf"))])
+def test_non_finite_windows_are_refused(quiet: float, max_wait: float) -> None:
+    with pytest.raises(ValidationError):
+        Debouncer(quiet, max_wait)

@@ -80,11 +80,34 @@ def test_bind_setting_and_custom_template(tmp_path) -> None:
     assert seed_config(runtime(template=str(template), bind="127.0.0.1:8080")) == "app1=1\napp2=2\nbind=127.0.0.1:8080\n"
 
 
-@pytest.mark.parametrize("bind", ["80", "bad_host:80", ":0", "127.0.0.1:", ":80\n", "a b:80"])
+@pytest.mark.parametrize("bind", ["80", "bad_host:80", ":0", "127.0.0.1:", ":80\n", "a b:80", "[[::1]]:80",
+                                  "]1.2.3.4[:80", "::1:80", "[1.2.3.4]:80"])
 def test_bad_bind_is_refused(bind) -> None:
     with pytest.raises(ValidationError) as info:
         runtime(bind=bind).emitter
     assert info.value.field == "bind"
+
+
+@pytest.mark.parametrize("bind", [":80", "*:80", "127.0.0.1:8080", "[::1]:80", "lb.internal:80"])
+def test_good_binds_are_accepted(bind) -> None:
+    assert runtime(bind=bind).emitter.bind == bind
+
+
+def test_a_template_using_an_unknown_variable_is_a_validation_error(tmp_path) -> None:
+    template = tmp_path / "t.j2"
+    template.write_text("{{ nope }}\n")
+    with pytest.raises(ValidationError) as info:
+        seed_config(runtime(template=str(template)))
+    assert info.value.field == "template" and "nope" in str(info.value)
+
+
+def test_a_stored_predicate_its_mode_refuses_is_never_rendered() -> None:
+    from cosmos_core.errors import StoreError
+    from cosmos_core.model import Container, Service
+
+    bad = Service("a", "host", "-f", None, 80, (Container("c1", "10.0.0.1"),))
+    with pytest.raises(StoreError, match="predicate"):
+        render(runtime(), {"a": bad})
 
 
 def test_template_errors_are_validation_errors(tmp_path) -> None:

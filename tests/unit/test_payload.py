@@ -31,7 +31,8 @@ def test_2016_dialect() -> None:
     assert snap.running[0].service == "app" and snap.running[0].container.port == 80
     service = snap.candidates[0]
     assert (service.name, service.mode, service.predicate, service.cookie, service.port) == (
-        "app", "host", "app.example.com", "JSESSIONID", 80)
+        "app", "host", "app.example.com", "JSESSIONID", None)  # the port stays on the container
+    assert service.endpoint(service.containers[0]) == "10.0.0.1:80"
 
 
 def test_later_dialect_with_separate_port() -> None:
@@ -73,6 +74,12 @@ def test_ipv6_address() -> None:
     service = snap.candidates[0]
     assert service.containers[0].host == "fd00::1"
     assert service.endpoint(service.containers[0]) == "[fd00::1]:8080"
+
+
+def test_2016_candidates_of_one_service_may_use_different_ports() -> None:
+    snap = payload.parse({"candidateServices": [candidate(), candidate(containers=[{"id": "c2", "ip": "10.0.0.2:81"}])]})
+    service = snap.candidates[0]
+    assert [service.endpoint(c) for c in service.containers] == ["10.0.0.1:80", "10.0.0.2:81"]
 
 
 def test_repeated_candidates_merge_their_containers() -> None:

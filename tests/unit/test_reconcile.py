@@ -37,7 +37,7 @@ def test_seed_payload_on_empty_store_matches_the_article() -> None:
     assert ids(desired["app1"]) == ["a23nj53h3j4"]
     assert ids(desired["app2"]) == ["das843j3h3k", "fds32k4354f"]
     assert desired["app1"].cookie == "JSESSIONID"
-    assert desired["app1"].port == 80
+    assert desired["app1"].endpoint(desired["app1"].containers[0]) == "192.168.1.9:80"
 
 
 def test_rule1_stored_service_without_running_container_is_deleted() -> None:
@@ -83,6 +83,17 @@ def test_rule3_candidate_without_port_keeps_the_stored_port() -> None:
     cand = Service("app", "host", "app.example.com", None, None, ())
     desired = reconcile(stored, Snapshot("t", running(("app", c("a"))), (cand,)))["app"]
     assert desired.port == 8080 and ids(desired) == ["a"]
+
+
+def test_rule3_a_2016_candidate_does_not_move_stored_servers_to_its_port() -> None:
+    first = payload.parse({"table": "t", "candidates": [
+        {"serviceName": "a", "predicate": "a.com", "port": 80, "containers": [{"id": "c1", "ip": "10.0.0.1"}]}]})
+    stored = reconcile({}, first)
+    second = payload.parse({"table": "t", "running": [{"serviceName": "a", "id": "c1", "ip": "10.0.0.1"}],
+                            "candidates": [{"serviceName": "a", "predicate": "a.com",
+                                            "containers": [{"id": "c2", "ip": "10.0.0.2:9000"}]}]})
+    service = reconcile(stored, second)["a"]
+    assert [service.endpoint(c) for c in service.containers] == ["10.0.0.1:80", "10.0.0.2:9000"]
 
 
 def test_rule4_running_containers_of_unknown_services_are_ignored() -> None:

@@ -47,6 +47,8 @@ def test_types_are_coerced_from_env(tmp_path) -> None:
 
 @pytest.mark.parametrize("text, field", [
     ('stroe = "x"\n', "stroe"), ('serve_port = "abc"\n', "serve_port"), ("store = [\n", "cosmos.toml"),
+    ('table = ["x", "y"]\n', "table"), ('table = "bad table"\n', "table"), ("debounce_quiet = nan\n", "debounce_quiet"),
+    ("store = 3\n", "store"),
 ])
 def test_bad_file_names_the_key(tmp_path, text, field) -> None:
     with pytest.raises(ValidationError) as info:

@@ -71,6 +71,7 @@ class HAProxyEmitter:
         except jinja2.TemplateSyntaxError as exc:
             raise ValidationError("template", str(template_path), f"line {exc.lineno}: {exc.message}") from None
         self.bind = bind
+        self.name = str(template_path)
 
     def render(self, services: Sequence[Service], routes: Sequence[Route]) -> str:
         context: dict[str, Any] = {
@@ -79,20 +80,27 @@ class HAProxyEmitter:
             "bind": self.bind,
             "fallback": FALLBACK_BACKEND,
         }
-        return self.template.render(context)
+        import jinja2
+
+        try:
+            return self.template.render(context)
+        except jinja2.TemplateError as exc:
+            raise ValidationError("template", self.name, f"cannot be rendered ({exc})") from None
 
 
 def check_bind(value: str) -> str:
-    """``[address]:port``: an IP address, host name, ``*`` or nothing before the port."""
+    """``:port``, ``*:port``, ``ipv4-or-name:port`` or ``[ipv6]:port``."""
     from cosmos_core.model import check_host, check_port
 
     host, sep, port = value.rpartition(":")
-    if not sep:
-        raise ValidationError("bind", value, "must be [address]:port, e.g. :80 or 127.0.0.1:8080")
-    if check_port(port, "bind") is None:
-        raise ValidationError("bind", value, "needs a port, e.g. :80")
-    if host and host != "*":
-        check_host(host.strip("[]"), "bind")
+    if not sep or check_port(port, "bind") is None:
+        raise ValidationError("bind", value, "must be [address]:port, e.g. :80, *:80, 127.0.0.1:8080 or [::1]:80")
+    if host.startswith("[") and host.endswith("]") and ":" in host:
+        check_host(host[1:-1], "bind")
+    elif host not in ("", "*"):
+        if ":" in host or "[" in host or "]" in host:
+            raise ValidationError("bind", value, "an IPv6 address needs brackets: [::1]:80")
+        check_host(host, "bind")
     return value
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from cosmos_core.contracts import ApplyResult, Provides, StoreURL
-from cosmos_core.errors import ConflictError, StoreError
+from cosmos_core.errors import ConflictError, StoreError, ValidationError
 from cosmos_core.hookspecs import hookimpl
 from cosmos_core.model import Change, Container, Plan, Service, State
 from cosmos_core.settings import Settings, default_store_url
@@ -69,14 +69,23 @@ class SQLiteStore:
                 for service, cid, host, port in conn.execute(
                     "SELECT service, id, host, port FROM containers WHERE tbl = ? ORDER BY service, id", (table,)
                 ):
-                    members.setdefault(service, []).append(Container(cid, host, port))
+                    members.setdefault(service, []).append(self._container(table, cid, host, port))
             finally:
                 conn.execute("COMMIT")
-        services = {
-            name: Service(name, mode, predicate, cookie, port, tuple(members.get(name, ())))
-            for name, mode, predicate, cookie, port in rows
-        }
+        try:
+            services = {
+                name: Service(name, mode, predicate, cookie, port, tuple(members.get(name, ())))
+                for name, mode, predicate, cookie, port in rows
+            }
+        except ValidationError as exc:
+            raise StoreError(f"store sqlite://{self.path}: table {table!r} holds an invalid row ({exc})") from None
         return State(services, token=revision)
+
+    def _container(self, table: str, cid: str, host: str, port: int | None) -> Container:
+        try:
+            return Container(cid, host, port)
+        except ValidationError as exc:
+            raise StoreError(f"store sqlite://{self.path}: table {table!r} holds an invalid row ({exc})") from None
 
     def apply(self, table: str, plan: Plan, base: State) -> ApplyResult:
         if not plan:

@@ -31,6 +31,7 @@ def generate(
     settings = common.settings(ctx, store=store, payload=payload, template=template, emitter=emitter)
     with common.errors(settings.debug):
         from cosmos_core import pipeline
+        from cosmos_core.errors import CosmosError
         from cosmos_core.runtime import Runtime
 
         runtime = Runtime(settings)
@@ -43,6 +44,10 @@ def generate(
                 else:
                     from cosmos_core.files import atomic_write
 
-                    atomic_write(output, result.config)
+                    try:
+                        atomic_write(output, result.config)
+                    except OSError as exc:
+                        raise CosmosError(f"--output {output}: cannot write ({exc.strerror}); the store is updated, "
+                                          "run again once the path is writable") from None
         finally:
             runtime.close()
