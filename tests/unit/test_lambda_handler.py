@@ -164,15 +164,11 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     """moto's DynamoDB (dummy credentials, no AWS config files), and a fresh module-level handler."""
     import moto  # a test dependency: never skipped
 
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
-                 "COSMOS_STORE", "COSMOS_API_TOKEN", "COSMOS_CONFIG", "COSMOS_TABLE"):
+    from tests.plugins.storage_dynamodb.conftest import set_aws_test_env
+
+    for name in ("COSMOS_STORE", "COSMOS_API_TOKEN", "COSMOS_CONFIG", "COSMOS_TABLE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    set_aws_test_env(monkeypatch, tmp_path)
     monkeypatch.setattr(lambda_handler, "_app", None)
     with moto.mock_aws():
         import boto3

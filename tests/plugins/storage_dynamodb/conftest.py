@@ -14,8 +14,7 @@ AWS_VARIABLES = (
 )
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+def set_aws_test_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """Dummy credentials, no endpoint override, no config files, no instance metadata lookups."""
     for name in AWS_VARIABLES:
         monkeypatch.delenv(name, raising=False)
@@ -25,6 +24,12 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """See :func:`set_aws_test_env`."""
+    set_aws_test_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture
