@@ -145,9 +145,11 @@ def create_app(api: Api) -> Starlette:
 
     handlers = {"/generate": generate, "/healthz": healthz, "/status": status}
     routes = [Route(path, handlers[path], methods=list(methods)) for path, methods in ROUTES.items()]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(BearerAuth, api=api)],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # /generate/ is a 404, as on Lambda
+    return app

@@ -123,6 +123,7 @@ def test_an_unknown_route_is_404_and_a_wrong_method_405(serve: Serve) -> None:
     assert wrong.status == 405
     assert wrong.headers["allow"] == "POST"
     assert request(server.url, "DELETE", "/status").status == 405
+    assert request(server.url, "GET", "/status/").status == 404  # no slash redirects, as on Lambda
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/xml"])
