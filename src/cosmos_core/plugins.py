@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -65,8 +66,6 @@ def make_manager(*, entry_points: bool = True, builtins: bool = True) -> tuple[p
 
     Returns the manager, ``{plugin name: source}`` and the plugins that failed.
     """
-    import importlib
-
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     sources: dict[str, str] = {}

@@ -51,3 +51,25 @@ def post_json(url: str, data: Any, token: str | None = None, path: str = "/gener
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return request(url, "POST", path, json.dumps(data).encode(), headers)
+
+
+def post_together(targets: list[tuple[str, Any]], timeout: float = 30.0) -> list[Answer | BaseException]:
+    """POST each ``(url, payload)`` from its own thread, all released at once; answers in order."""
+    import threading
+
+    barrier = threading.Barrier(len(targets))
+    answers: list[Answer | BaseException] = [RuntimeError("not run")] * len(targets)
+
+    def post(i: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            answers[i] = post_json(*targets[i])
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's assertion
+            answers[i] = exc
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(targets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return answers

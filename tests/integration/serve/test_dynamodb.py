@@ -8,12 +8,11 @@ two servers, each add a container to one service: all eight must land.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
 from tests.integration.serve.conftest import Serve
-from tests.integration.serve.helpers import Answer, post_json, request
+from tests.integration.serve.helpers import Answer, post_together, request
 
 
 def test_two_servers_on_one_dynamodb_table_lose_no_update(serve: Serve, dynalite_env: dict[str, str]) -> None:
@@ -25,27 +24,15 @@ def test_two_servers_on_one_dynamodb_table_lose_no_update(serve: Serve, dynalite
 
     ids = [f"d{i}" for i in range(8)]
     running = [{"serviceName": "web", "id": cid, "ip": f"10.2.0.{i + 1}:8080"} for i, cid in enumerate(ids)]
-    barrier = threading.Barrier(len(ids))
-    answers: list[Answer | BaseException] = [RuntimeError("not run")] * len(ids)
-
-    def post(i: int) -> None:
-        payload: dict[str, Any] = {
+    def payload(i: int) -> dict[str, Any]:
+        return {
             "tableName": "shared",
             "runningServices": running,
             "candidateServices": [{"serviceName": "web", "configMode": "host", "predicate": "web.example.com",
                                    "containers": [running[i]]}],
         }
-        try:
-            barrier.wait(timeout=10)
-            answers[i] = post_json(servers[i % 2].url, payload)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            answers[i] = exc
 
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(ids))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    answers = post_together([(servers[i % 2].url, payload(i)) for i in range(len(ids))], timeout=60)
 
     assert all(isinstance(a, Answer) and a.status == 200 for a in answers), answers
     for server in servers:  # both servers see the same state

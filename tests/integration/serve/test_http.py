@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.serve.conftest import SEED, Serve
-from tests.integration.serve.helpers import Answer, post_json, request
+from tests.integration.serve.helpers import Answer, post_json, post_together, request
 
 JSON = {"Content-Type": "application/json"}
 
@@ -237,21 +236,7 @@ def test_eight_concurrent_posts_to_one_service_all_land(serve: Serve) -> None:
                                    "containers": [running[i] | {}]}],
         }
 
-    barrier = threading.Barrier(len(ids))
-    answers: list[Answer | BaseException] = [RuntimeError("not run")] * len(ids)
-
-    def post(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            answers[i] = post_json(server.url, payload(i))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            answers[i] = exc
-
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(ids))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    answers = post_together([(server.url, payload(i)) for i in range(len(ids))])
 
     assert all(isinstance(a, Answer) and a.status == 200 for a in answers), answers
     services = stored(server.url, "concurrent")
