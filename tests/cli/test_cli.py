@@ -39,6 +39,12 @@ def test_generate_reads_stdin(runner) -> None:
     assert cosmos(runner, "generate", input=SEED.read_text()).exit_code == 0
 
 
+def test_generate_payload_from_env(runner, monkeypatch) -> None:
+    monkeypatch.setenv("COSMOS_PAYLOAD", str(SEED))
+    result = cosmos(runner, "generate")
+    assert result.exit_code == 0 and "backend app2" in result.stdout
+
+
 def test_generate_output_file(runner, tmp_path) -> None:
     out = tmp_path / "etc" / "haproxy.cfg"
     result = cosmos(runner, "generate", str(SEED), "--output", str(out))

@@ -13,8 +13,9 @@ from cosmos_core.cli import common
 def generate(
     ctx: typer.Context,
     payload: Annotated[
-        str, typer.Argument(help="The request JSON (either dialect); '-' reads stdin.", show_default=True)
-    ] = "-",
+        Optional[str],
+        typer.Argument(help="The request JSON (either dialect); '-' (the default) reads stdin.", show_default=False),
+    ] = None,
     store: common.StoreOpt = None,
     output: Annotated[
         Optional[Path],
