@@ -98,11 +98,14 @@ def check_port(value: Any, field_name: str = "port") -> int | None:
 def check_host(value: Any, field_name: str = "ip") -> str:
     """An IPv4/IPv6 address or an RFC 1123 host name (no port)."""
     _require(isinstance(value, str) and value != "", field_name, value, "must be a non-empty string")
-    return _check_host(value, field_name)
+    try:
+        return _check_host(value)
+    except ValidationError as exc:
+        raise ValidationError(field_name, value, exc.reason) from None
 
 
-@lru_cache(maxsize=65536)
-def _check_host(value: str, field_name: str) -> str:
+@lru_cache(maxsize=65536)  # keyed by the value alone, so the cache hits whatever the field path
+def _check_host(value: str, field_name: str = "") -> str:
     if _IPV4.fullmatch(value):
         return value
     try:
@@ -122,11 +125,14 @@ def _check_host(value: str, field_name: str) -> str:
 def split_address(value: Any, field_name: str = "ip") -> tuple[str, int | None]:
     """Split ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` into (host, port)."""
     _require(isinstance(value, str) and value != "", field_name, value, "must be a non-empty string")
-    return _split_address(value, field_name)
+    try:
+        return _split_address(value)
+    except ValidationError as exc:
+        raise ValidationError(field_name, value, exc.reason) from None
 
 
-@lru_cache(maxsize=65536)
-def _split_address(value: str, field_name: str) -> tuple[str, int | None]:
+@lru_cache(maxsize=65536)  # keyed by the value alone, so the cache hits whatever the field path
+def _split_address(value: str, field_name: str = "") -> tuple[str, int | None]:
     host, port = value, None
     if value.startswith("["):
         end = value.find("]")
