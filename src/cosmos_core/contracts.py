@@ -130,11 +130,21 @@ class RoutingMode(Protocol):
 
 @dataclass(frozen=True)
 class Route:
-    """One service's routing rule, ready for the emitter."""
+    """One service's routing rule, ready for the emitter.
 
-    service: str
+    ``backend`` is the HAProxy backend the rule selects (``use_backend``),
+    ``acl`` the ACL name, ``criteria`` the ACL lines (ORed), each already
+    checked by the core (:func:`cosmos_core.validate.check_config_line`).
+    """
+
+    backend: str
     acl: str
     criteria: tuple[str, ...]
+
+    @property
+    def service(self) -> str:
+        """The former name of :attr:`backend`, kept for existing user templates."""
+        return self.backend
 
 
 # ------------------------------------------------------------- config emitters

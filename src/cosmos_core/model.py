@@ -1,152 +1,31 @@
-"""The data model: frozen dataclasses and the one place where strings are checked.
+"""The data model: frozen dataclasses for services, containers, snapshots and plans.
 
-Every :class:`Service` and :class:`Container` validates itself on construction, so
-any instance that exists holds only values that are safe to place in a config
-file.  Field errors raise :class:`~cosmos_core.errors.ValidationError` naming the
-attribute; callers prefix the path (``candidateServices[0].``) with
-:meth:`ValidationError.within`.
-
-Routing-mode specific checks of a predicate (hostname, path...) belong to the
-routing mode plugin; here a predicate only has to be a plain token that cannot
-break out of a config line.
+Every :class:`Service` and :class:`Container` validates itself on construction
+(with the checks in :mod:`cosmos_core.validate`), so any instance that exists
+holds only values that are safe to place in a config file.  Field errors raise
+:class:`~cosmos_core.errors.ValidationError` naming the attribute; callers
+prefix the path (``candidateServices[0].``) with :meth:`ValidationError.within`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from cosmos_core.errors import ValidationError
-
-DEFAULT_MODE = "host"
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-_CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_MODE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-_COOKIE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# A predicate is one config token: printable ASCII without space, quotes,
-# backslash, '#' (comment), '$' (env expansion) or braces.
-_PREDICATE = re.compile(r"[A-Za-z0-9._~/:@%+=,;!*()\[\]-]{1,255}")
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-_DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+from cosmos_core.validate import (
+    CONTAINER_ID_RE,
+    DEFAULT_MODE,
+    check_container_id,
+    check_cookie,
+    check_host,
+    check_mode,
+    check_name,
+    check_port,
+    check_predicate,
 )
 
-
-def _require(ok: bool, field_name: str, value: Any, reason: str) -> None:
-    if not ok:
-        raise ValidationError(field_name, value, reason)
-
-
-def _token(value: Any, field_name: str, pattern: re.Pattern[str], reason: str) -> str:
-    """``value`` if it is a string that ``pattern`` matches in full."""
-    _require(isinstance(value, str), field_name, value, "must be a string")
-    _require(bool(pattern.fullmatch(value)), field_name, value, reason)
-    return value
-
-
-def check_name(value: Any, field_name: str = "serviceName") -> str:
-    """A service name: also used as HAProxy backend and ACL name."""
-    return _token(value, field_name, _NAME,
-                  "must be 1-63 characters of letters, digits, '_', '.', '-', starting with a letter or digit")
-
-
-def check_container_id(value: Any, field_name: str = "id") -> str:
-    return _token(value, field_name, _CONTAINER_ID, "must be 1-128 characters of letters, digits, '_', '.', '-'")
-
-
-def check_mode(value: Any, field_name: str = "configMode") -> str:
-    """A routing mode name, case-insensitive; empty or missing means the default."""
-    if value is None or value == "":
-        return DEFAULT_MODE
-    _require(isinstance(value, str), field_name, value, "must be a string")
-    return _token(value.lower(), field_name, _MODE, "is not a valid mode name")
-
-
-def check_cookie(value: Any, field_name: str = "cookie") -> str | None:
-    """A sticky-cookie name, or ``None`` (missing, null or empty) for no stickiness."""
-    if value is None or value == "":
-        return None
-    return _token(value, field_name, _COOKIE, "must be 1-64 characters of letters, digits, '_', '.', '-'")
-
-
-def check_predicate(value: Any, field_name: str = "predicate") -> str:
-    return _token(value, field_name, _PREDICATE,
-                  "must be 1-255 printable characters without spaces, quotes, '#', '$', '\\' or braces")
-
-
-def check_port(value: Any, field_name: str = "port") -> int | None:
-    """A TCP port 1-65535 given as int or digit string; ``None``/empty means unset."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value_int = int(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        value_int = value
-    else:
-        raise ValidationError(field_name, value, "must be a port number")
-    _require(1 <= value_int <= 65535, field_name, value, "must be between 1 and 65535")
-    return value_int
-
-
-def check_host(value: Any, field_name: str = "ip") -> str:
-    """An IPv4/IPv6 address or an RFC 1123 host name (no port)."""
-    _require(isinstance(value, str) and value != "", field_name, value, "must be a non-empty string")
-    try:
-        return _check_host(value)
-    except ValidationError as exc:
-        raise ValidationError(field_name, value, exc.reason) from None
-
-
-@lru_cache(maxsize=65536)  # keyed by the value alone, so the cache hits whatever the field path
-def _check_host(value: str, field_name: str = "") -> str:
-    if _IPV4.fullmatch(value):
-        return value
-    try:
-        if "%" not in value:  # no IPv6 zone ids: ipaddress accepts any text after '%'
-            return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    _require(
-        bool(_HOSTNAME.fullmatch(value)) and not _DIGITS_AND_DOTS.fullmatch(value),
-        field_name,
-        value,
-        "must be an IP address or an RFC 1123 host name",
-    )
-    return value.lower()
-
-
-def split_address(value: Any, field_name: str = "ip") -> tuple[str, int | None]:
-    """Split ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` into (host, port)."""
-    _require(isinstance(value, str) and value != "", field_name, value, "must be a non-empty string")
-    try:
-        return _split_address(value)
-    except ValidationError as exc:
-        raise ValidationError(field_name, value, exc.reason) from None
-
-
-@lru_cache(maxsize=65536)  # keyed by the value alone, so the cache hits whatever the field path
-def _split_address(value: str, field_name: str = "") -> tuple[str, int | None]:
-    host, port = value, None
-    if value.startswith("["):
-        end = value.find("]")
-        _require(end > 0, field_name, value, "has an unclosed '['")
-        host, rest = value[1:end], value[end + 1 :]
-        if rest:
-            _require(rest.startswith(":"), field_name, value, "must be [address]:port")
-            port = rest[1:]
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-    checked_host = check_host(host, field_name)
-    checked_port = check_port(port, field_name) if port is not None else None
-    _require(port is None or checked_port is not None, field_name, value, "has an empty port")
-    return checked_host, checked_port
+__all__ = ["DEFAULT_MODE", "Change", "Container", "Plan", "RunningContainer", "Service", "Snapshot", "State"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -161,7 +40,7 @@ class Container:
     port: int | None = None
 
     def __post_init__(self) -> None:
-        if type(self.id) is not str or not _CONTAINER_ID.fullmatch(self.id):
+        if type(self.id) is not str or not CONTAINER_ID_RE.fullmatch(self.id):
             check_container_id(self.id, "id")  # raises with the reason
         object.__setattr__(self, "host", check_host(self.host, "ip"))
         port = self.port

@@ -22,6 +22,8 @@ from cosmos_core.model import (
     RunningContainer,
     Service,
     Snapshot,
+)
+from cosmos_core.validate import (
     check_cookie,
     check_mode,
     check_name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Mapping
 
 from cosmos_core.contracts import ApplyResult, RemoteEmitter, Route, RoutingMode
@@ -35,7 +35,6 @@ class Result:
     plan: Plan
     applied: ApplyResult
     attempts: int
-    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 def validate_routing(snapshot: Snapshot, routing: RoutingLookup) -> Snapshot:
@@ -98,8 +97,7 @@ def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
             time.sleep(random.uniform(0, 0.01 * 2**attempt))
             continue
         t3 = time.perf_counter()
-        timings = {"load": t1 - t0, "reconcile_render": t2 - t1, "apply": t3 - t2, "total": t3 - started}
-        result = Result(table, config, tuple(desired.values()), plan, applied, attempt, timings)
+        result = Result(table, config, tuple(desired.values()), plan, applied, attempt)
         log.info(
             "reconciled",
             table=table,
@@ -108,7 +106,10 @@ def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
             items_written=applied.written,
             items_deleted=applied.deleted,
             attempts=attempt,
-            ms=round(timings["total"] * 1000, 1),
+            load_ms=round((t1 - t0) * 1000, 1),
+            render_ms=round((t2 - t1) * 1000, 1),
+            apply_ms=round((t3 - t2) * 1000, 1),
+            ms=round((t3 - started) * 1000, 1),
         )
         return result
     raise StoreError(f"table {table!r}: gave up after {MAX_ATTEMPTS} conflicting concurrent updates")
@@ -124,12 +125,7 @@ def generate_remote(emitter: RemoteEmitter, snapshot: Snapshot, table: str) -> R
     config = emitter.remote_config(snapshot, table)
     total = time.perf_counter() - started
     log.info("remote_generated", table=table, ms=round(total * 1000, 1))
-    return Result(table, config, (), Plan(), ApplyResult(), 1, {"remote": total, "total": total})
-
-
-def current_config(runtime: Runtime, table: str) -> str:
-    """The config for what the store holds now, without writing."""
-    return render(runtime, runtime.store.load(table).services)
+    return Result(table, config, (), Plan(), ApplyResult(), 1)
 
 
 def config_for(runtime: Runtime, snapshot: Snapshot) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from cosmos_core.errors import ValidationError
-from cosmos_core.model import check_name
+from cosmos_core.validate import check_name
 
 ENV_PREFIX = "COSMOS_"
 CONFIG_FILE = "cosmos.toml"
@@ -70,9 +70,6 @@ class Settings:
     def plugin(self, name: str) -> Mapping[str, Any]:
         """The ``[plugins.NAME]`` table (empty when absent)."""
         return self.plugins.get(name, {})
-
-    def replace(self, **changes: Any) -> "Settings":
-        return dataclasses.replace(self, **changes)
 
 
 _KINDS = {"str": str, "int": int, "float": float, "bool": bool}

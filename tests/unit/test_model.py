@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cosmos_core.errors import ValidationError
-from cosmos_core.model import Container, Service, check_host, check_port, split_address
+from cosmos_core.model import Container, Service
+from cosmos_core.validate import check_host, check_port, split_address
 
 
 @pytest.mark.parametrize("value, expected", [

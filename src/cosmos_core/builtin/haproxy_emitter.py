@@ -90,7 +90,7 @@ class HAProxyEmitter:
 
 def check_bind(value: str) -> str:
     """``:port``, ``*:port``, ``ipv4-or-name:port`` or ``[ipv6]:port``."""
-    from cosmos_core.model import check_host, check_port
+    from cosmos_core.validate import check_host, check_port
 
     host, sep, port = value.rpartition(":")
     if not sep or check_port(port, "bind") is None:

@@ -52,7 +52,7 @@ def test_routes_order_hosts_first_then_longest_path_prefix() -> None:
         Service("root", "path", "/", None, 80), Service("api", "path", "/api", None, 80),
         Service("apiv2", "path", "/api/v2", None, 80), Service("web", "host", "a.example.com", None, 80),
     ]
-    assert [r.service for r in build_routes(services, runtime.routing)] == ["web", "apiv2", "api", "root"]
+    assert [r.backend for r in build_routes(services, runtime.routing)] == ["web", "apiv2", "api", "root"]
 
 
 def test_plugin_registers_both_modes() -> None:

@@ -21,6 +21,8 @@ from cosmos_core.model import (
     RunningContainer,
     Service,
     Snapshot,
+)
+from cosmos_core.validate import (
     check_container_id,
     check_cookie,
     check_host,
