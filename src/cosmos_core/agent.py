@@ -1,7 +1,9 @@
 """The host agent (``cosmos watch``): event source -> pipeline -> reloader, in a loop.
 
-Each snapshot the source yields goes through :func:`pipeline.generate`
-(reconcile, store, render) and the resulting config to the reloader.  One
+Each snapshot the source yields goes through the runtime's pass strategy
+(:mod:`cosmos_core.passes`: reconcile, store and render locally, or ask a
+remote Cosmos) and the resulting bundle to the reloader, with the bundle it
+applied before.  One
 failing pass (an invalid snapshot, a store outage, a config HAProxy refuses, a
 missing HAProxy container) is logged and the loop goes on with the next
 snapshot; the reloader keeps the previous config in place.  Every pass logs
@@ -14,9 +16,11 @@ snapshot arrives, so the agent catches up without waiting for the next
 container event.  A snapshot refused as bad input, or a config HAProxy
 refuses, is not retried.
 
-Sources that can validate predicates themselves (the Docker source skips a
-single bad container instead of refusing the whole snapshot) expose
-``use_routing(lookup)``; the agent hands them the runtime's routing modes.
+Sources with the :class:`~cosmos_core.contracts.ChecksPredicates` capability
+(the Docker source skips a single bad container instead of refusing the whole
+snapshot) get the runtime's routing modes.  A source that raises (a bug, not
+an outage it handles itself) ends the agent with an error (traceback under
+``--debug``).
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
 
-from cosmos_core import pipeline
-from cosmos_core.contracts import EventSource, Reloader
-from cosmos_core.errors import CosmosError
+from cosmos_core.backoff import Backoff
+from cosmos_core.bundle import Bundle
+from cosmos_core.contracts import ChecksPredicates, EventSource, ReloadOutcome, Reloader
+from cosmos_core.errors import CosmosError, PluginError
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Snapshot
 from cosmos_core.runtime import Runtime
@@ -44,7 +49,7 @@ _END = object()  # queue marker: the source ended or the agent is stopping
 
 def retry_delay(attempt: int, start: float = RETRY_START, cap: float = RETRY_MAX) -> float:
     """Seconds before retry ``attempt`` (1-based) of a failed pass."""
-    return min(cap, start * 2 ** (attempt - 1))
+    return Backoff(start, cap).delay(attempt)
 
 
 @dataclass
@@ -56,6 +61,8 @@ class Stats:
     skipped: int = 0
     failures: int = 0
     last_error: str | None = None
+    last_exit_code: int = 0  # 2: bad input (refused payload or config), 1: runtime failure
+    source_failed: bool = False
 
 
 class Agent:
@@ -71,9 +78,9 @@ class Agent:
         self._stopping = threading.Event()
         self._feed: queue.Queue[object] = queue.Queue()
         self._retryable = False
-        use_routing: Callable[..., None] | None = getattr(source, "use_routing", None)
-        if use_routing is not None:
-            use_routing(runtime.routing)
+        self.applied: Bundle | None = None  # the bundle the reloader applied last
+        if isinstance(source, ChecksPredicates):
+            source.use_routing(runtime.routing)
 
     def stop(self, reason: str | None = None) -> None:
         """Ask the loop to end after the current pass (call it from any thread)."""
@@ -128,7 +135,13 @@ class Agent:
                 if self.stopping:
                     break
         except Exception as exc:  # noqa: BLE001 - a broken source ends the agent, logged
-            log.error("source_failed", error=f"{type(exc).__name__}: {exc}")
+            bad_input = isinstance(exc, CosmosError) and exc.exit_code == 2  # e.g. an invalid payload file
+            self.stats.source_failed = True
+            self.stats.failures += 1
+            self.stats.last_exit_code = 2 if bad_input else 1
+            self.stats.last_error = str(exc) if isinstance(exc, CosmosError) else f"event source failed: {type(exc).__name__}: {exc}"
+            log.error("source_failed", error=f"{type(exc).__name__}: {exc}",
+                      exc_info=self.runtime.settings.debug and not isinstance(exc, CosmosError))
         finally:
             close = getattr(snapshots, "close", None)
             if close is not None:
@@ -140,13 +153,18 @@ class Agent:
         self.stats.passes += 1
         started = time.perf_counter()
         try:
-            result = pipeline.generate(self.runtime, snapshot)
+            result = self.runtime.strategy.run(snapshot)
             t_reconciled = time.perf_counter()
-            outcome = self.reloader.reload(result.config)
+            outcome = self.reloader.apply(result.bundle, self.applied)
+            if not isinstance(outcome, ReloadOutcome):
+                raise PluginError(f"reloader {self.runtime.settings.reloader!r} "
+                                  f"({self.runtime.plugins.owner('reloaders', str(self.runtime.settings.reloader))}): "
+                                  f"apply() returned {type(outcome).__name__}, expected ReloadOutcome")
         except CosmosError as exc:
-            return self._failed(str(exc), started, retryable=exc.retryable)
+            return self._failed(str(exc), started, retryable=exc.retryable, exit_code=exc.exit_code)
         except Exception as exc:  # noqa: BLE001 - one bad pass must not end the agent
-            return self._failed(f"unexpected {type(exc).__name__}: {exc}", started, retryable=True)
+            return self._failed(f"unexpected {type(exc).__name__}: {exc}", started, retryable=True, exit_code=1)
+        self.applied = result.bundle
         done = time.perf_counter()
         if outcome.reloaded:
             self.stats.reloads += 1
@@ -166,10 +184,11 @@ class Agent:
         )
         return True
 
-    def _failed(self, message: str, started: float, retryable: bool) -> bool:
+    def _failed(self, message: str, started: float, retryable: bool, exit_code: int) -> bool:
         self._retryable = retryable
         self.stats.failures += 1
         self.stats.last_error = message
+        self.stats.last_exit_code = 2 if exit_code == 2 else 1
         log.error("pass_failed", error=message, ms=round((time.perf_counter() - started) * 1000, 1))
         return False
 

@@ -16,7 +16,10 @@ from urllib.parse import parse_qsl, urlsplit
 from cosmos_core.errors import ValidationError
 
 if TYPE_CHECKING:
+    from cosmos_core.bundle import Bundle
     from cosmos_core.model import Plan, Service, Snapshot, State
+    from cosmos_core.passes import Pass
+    from cosmos_core.runtime import Runtime
     from cosmos_core.settings import Settings
 
 T = TypeVar("T")
@@ -151,26 +154,16 @@ class Route:
 
 
 class Emitter(Protocol):
-    """Renders the config text for a set of services."""
+    """Renders the config bundle for a set of services."""
 
-    def render(self, services: Sequence["Service"], routes: Sequence[Route]) -> str:
-        """Deterministic config text: ``routes`` are already in match order."""
+    def render(self, services: Sequence["Service"], routes: Sequence[Route]) -> "Bundle":
+        """A deterministic :class:`~cosmos_core.bundle.Bundle`; ``routes`` are already in match order.
 
-
-@runtime_checkable
-class RemoteEmitter(Protocol):
-    """Optional capability of an emitter: let another Cosmos do the whole pass.
-
-    When the configured emitter has ``remote_config``,
-    :func:`cosmos_core.pipeline.generate` sends it the snapshot instead of
-    reconciling with the local store and rendering: the remote Cosmos stores
-    the state and returns the config (the original Cosmonaut -> Cosmos split).
-    Raise a :class:`~cosmos_core.errors.CosmosError` when the remote cannot
-    answer; the agent then keeps the config it has.
-    """
-
-    def remote_config(self, snapshot: "Snapshot", table: str) -> str:
-        """The config the remote Cosmos returns for ``snapshot`` in namespace ``table``."""
+        ``services`` are sorted by name and valid; each route's criteria were
+        checked by the core.  Text (``str``) is accepted as the main file, for
+        emitters written before bundles.  Raise ``ValidationError`` when a
+        template or option is bad.
+        """
 
 
 # ------------------------------------------------------------------- reloaders
@@ -185,10 +178,19 @@ class ReloadOutcome:
 
 
 class Reloader(Protocol):
-    """Makes a running HAProxy use a new config; keeps the old one on failure."""
+    """Makes a running HAProxy use a new bundle; keeps the old one on failure."""
 
-    def reload(self, config: str) -> ReloadOutcome:
-        """Validate and apply ``config``; raise ReloadError if it could not."""
+    def apply(self, bundle: "Bundle", previous: "Bundle | None") -> ReloadOutcome:
+        """Install ``bundle`` as a unit (every file or none, validated together) and reload.
+
+        ``previous`` is the bundle the agent applied last (``None`` at start),
+        so a reloader can tell what changed (``bundle.changed(previous)``) and
+        use HAProxy's runtime API instead of a reload.  Return
+        ``ReloadOutcome(False, reason)`` when nothing had to be done; raise
+        ``ReloadError(invalid=True)`` when HAProxy refuses the bundle (not
+        retried), another ``ReloadError`` when it could not be applied (retried).
+        :class:`cosmos_core.reload.InstallingReloader` implements this once.
+        """
 
 
 # --------------------------------------------------------------- event sources
@@ -204,8 +206,65 @@ class EventSource(Protocol):
         """Stop producing snapshots (may be called from a signal handler)."""
 
 
+@runtime_checkable
+class ChecksPredicates(Protocol):
+    """Optional capability of an event source: check predicates with the installed routing modes.
+
+    A source that has it (the Docker source) skips one container with a bad
+    predicate and keeps the others, instead of the whole snapshot being
+    refused.  The agent calls ``use_routing`` once, before the first snapshot,
+    with ``lookup(mode, field) -> RoutingMode`` (raises ``UnknownNameError``).
+    """
+
+    def use_routing(self, lookup: Callable[[str, str], RoutingMode]) -> None:
+        """Remember ``lookup`` and check predicates with it from now on."""
+
+
+# ------------------------------------------------------------------- settings
+
+SETTING_TYPES: tuple[type, ...] = (str, int, float, bool)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One option a plugin reads, declared through the ``cosmos_settings`` hook.
+
+    * ``name``: the top-level ``cosmos.toml`` key and the default env var
+      suffix; lower case letters, digits and ``_`` (``haproxy_container``);
+    * ``type``: ``str``, ``int``, ``float`` or ``bool``; env values and flags
+      are converted, ``cosmos.toml`` values must already have the type;
+    * ``default``: the value when nothing sets it (``None``: unset);
+    * ``help``: one line for ``cosmos plugins`` and the README;
+    * ``env``: the environment variable (default ``COSMOS_<NAME>``);
+    * ``section``: the ``[plugins.SECTION]`` table that may also hold it
+      (default: the name the plugin is registered under);
+    * ``key``: its key inside that table (default: ``name``).
+
+    Resolution: flag > env var > ``[plugins.SECTION] key`` > top-level
+    ``name`` > ``default``.  A plugin reads the value with
+    ``settings.option(SETTING)``.
+    """
+
+    name: str
+    type: type = str
+    default: Any = None
+    help: str = ""
+    env: str | None = None
+    section: str | None = None
+    key: str | None = None
+
+    @property
+    def env_var(self) -> str:
+        return self.env or "COSMOS_" + self.name.upper()
+
+    @property
+    def table_key(self) -> str:
+        return self.key or self.name
+
+
 StoreFactory = Callable[[StoreURL, "Settings"], StateStore]
 RoutingFactory = Callable[[], RoutingMode]
 EmitterFactory = Callable[["Settings"], Emitter]
 ReloaderFactory = Callable[["Settings"], Reloader]
 EventSourceFactory = Callable[["Settings"], EventSource]
+PassFactory = Callable[["Runtime"], "Pass"]

@@ -2,9 +2,10 @@
 
 * :class:`ValidationError` - bad input (payload, labels, settings, names): exit 2.
 * :class:`UnknownNameError` / :class:`DuplicateNameError` - plugin names: exit 2.
+* :class:`PluginError` - a plugin broke its contract: exit 2.
 * :class:`StoreError` - the state store failed at run time: exit 1.
 * :class:`ConflictError` - optimistic-locking conflict; the pipeline retries it.
-* :class:`ReloadError` - the reloader could not apply a config: exit 1.
+* :class:`ReloadError` - the reloader could not apply a config: exit 1 (2 when HAProxy refused it).
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ class DuplicateNameError(CosmosError):
     exit_code = 2
 
 
+class PluginError(CosmosError):
+    """A plugin broke its contract (wrong return type, a config line the core refuses).
+
+    The message names the plugin and the method.  Exit code 2: the same input
+    gets the same answer, so it is not retried; nothing is stored.
+    """
+
+    exit_code = 2
+
+
 class StoreError(CosmosError):
     """The state store cannot be reached or failed."""
 
@@ -84,6 +95,7 @@ class ReloadError(CosmosError):
     def __init__(self, message: str, *, invalid: bool = False) -> None:
         super().__init__(message)
         self.invalid = invalid
+        self.exit_code = 2 if invalid else 1  # a refused config is bad input
 
     @property
     def retryable(self) -> bool:

@@ -1,4 +1,4 @@
-"""Hook specifications: the five plugin families of Cosmos.
+"""Hook specifications: the six plugin families of Cosmos, and plugin settings.
 
 Every family hook takes no arguments and returns a list of
 :class:`~cosmos_core.contracts.Provides` records.  The core calls each plugin's
@@ -25,9 +25,11 @@ import pluggy
 from cosmos_core.contracts import (
     EmitterFactory,
     EventSourceFactory,
+    PassFactory,
     Provides,
     ReloaderFactory,
     RoutingFactory,
+    Setting,
     StoreFactory,
 )
 
@@ -114,11 +116,50 @@ def cosmos_reloaders() -> list[Provides[ReloaderFactory]]:
     """
 
 
+# =============================================================== pass strategies
+
+
+@hookspec
+def cosmos_passes() -> list[Provides[PassFactory]]:
+    """Name the pass strategies this plugin provides.
+
+    Called once, when the plugin registry is first built.  Takes no parameters.
+
+    Returns a list of ``Provides(name, factory)``; ``factory(runtime)`` receives
+    the :class:`~cosmos_core.runtime.Runtime` and returns a
+    :class:`~cosmos_core.passes.Pass`.  The ``emitter`` setting selects a pass
+    strategy when it names one instead of an emitter (built in: ``local``;
+    ``remote`` comes with ``cosmos-emit-remote``).
+    """
+
+
+# ================================================================ plugin settings
+
+
+@hookspec
+def cosmos_settings() -> list[Setting]:
+    """Declare the settings this plugin reads.
+
+    Called once, when settings are resolved.  Takes no parameters.
+
+    Returns a list of :class:`~cosmos_core.contracts.Setting` records (name,
+    type, default, help, env var, ``[plugins.SECTION]`` table).  The core
+    resolves each: flag > ``COSMOS_<NAME>`` env var > ``[plugins.SECTION]`` key >
+    top-level ``cosmos.toml`` key > default, and the plugin reads the value
+    with ``settings.option(SETTING)``.  A name declared twice with a different
+    type, default or env var is an error naming the key.
+    """
+
+
 FAMILIES: dict[str, str] = {
     "event_sources": "cosmos_event_sources",
     "state_stores": "cosmos_state_stores",
     "routing_modes": "cosmos_routing_modes",
     "emitters": "cosmos_emitters",
     "reloaders": "cosmos_reloaders",
+    "passes": "cosmos_passes",
 }
 """Family key (as shown by ``cosmos plugins``) -> hook name."""
+
+HOOKS: frozenset[str] = frozenset({*FAMILIES.values(), "cosmos_settings"})
+"""Every hook name a plugin may implement."""

@@ -1,25 +1,33 @@
-"""One pass: snapshot -> validate -> reconcile -> render -> store -> config.
+"""One local pass: snapshot -> validate -> reconcile -> render -> store -> bundle.
 
-Nothing else knows the order of the steps.  The config is rendered before the
+Nothing else knows the order of the steps.  The bundle is rendered before the
 store is written, so a state that cannot be rendered is never stored; a store
-conflict (another runner wrote first) reloads and reconciles again.
+conflict (another runner wrote first) reloads and reconciles again.  Every
+line a routing mode contributes is checked here
+(:func:`cosmos_core.validate.check_config_line`), and so is the emitter's
+return type.  :mod:`cosmos_core.passes` chooses between this local pass and a
+remote one.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Mapping
 
-from cosmos_core.contracts import ApplyResult, RemoteEmitter, Route, RoutingMode
-from cosmos_core.errors import ConflictError, StoreError, ValidationError
+from cosmos_core.backoff import Backoff
+from cosmos_core.bundle import Bundle
+from cosmos_core.contracts import ApplyResult, Route, RoutingMode
+from cosmos_core.errors import ConflictError, PluginError, StoreError, ValidationError
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Plan, Service, Snapshot
 from cosmos_core.reconcile import diff, reconcile
 from cosmos_core.runtime import Runtime
+from cosmos_core.validate import check_config_line
 
 MAX_ATTEMPTS = 10
+#: Store-conflict retries: 20 ms doubling, full jitter (racing writers spread out).
+CONFLICT_BACKOFF = Backoff(0.01, 5.0, jitter="full")
 log = get_logger("cosmos.pipeline")
 
 RoutingLookup = Callable[[str, str], RoutingMode]
@@ -27,14 +35,22 @@ RoutingLookup = Callable[[str, str], RoutingMode]
 
 @dataclass(frozen=True)
 class Result:
-    """The outcome of one pass."""
+    """The outcome of one pass: the table, the bundle to install and what changed.
+
+    ``services`` and ``plan`` are empty for a remote pass (the state lives there).
+    """
 
     table: str
-    config: str
+    bundle: Bundle
     services: tuple[Service, ...]
     plan: Plan
     applied: ApplyResult
     attempts: int
+
+    @property
+    def config(self) -> str:
+        """The main config file of :attr:`bundle`, as text."""
+        return self.bundle.config
 
 
 def validate_routing(snapshot: Snapshot, routing: RoutingLookup) -> Snapshot:
@@ -63,23 +79,55 @@ def build_routes(services: Iterable[Service], routing: RoutingLookup) -> list[Ro
         if not valid:  # written by another tool or version: never render it
             raise StoreError(f"stored service {service.name!r} has a predicate its {service.mode!r} mode refuses: "
                              f"{service.predicate!r}; fix or delete it in the store")
-        route = Route(service.name, service.name, tuple(mode.criteria(service.predicate)))
+        route = Route(service.name, service.name, checked_criteria(mode, service))
         keyed.append(((mode.precedence, mode.sort_key(service.predicate), service.name), route))
     return [route for _, route in sorted(keyed, key=lambda pair: pair[0])]
 
 
-def render(runtime: Runtime, services: Mapping[str, Service]) -> str:
+def checked_criteria(mode: RoutingMode, service: Service) -> tuple[str, ...]:
+    """``mode.criteria(predicate)``, each line checked; a refusal names the mode's plugin and method.
+
+    Raises :class:`~cosmos_core.errors.PluginError` (exit 2) if the mode returns
+    something other than a non-empty list of strings, or a line that
+    :func:`~cosmos_core.validate.check_config_line` refuses.
+    """
+    where = f"routing mode {service.mode!r} ({plugin_of(mode)}): criteria({service.predicate!r})"
+    lines = mode.criteria(service.predicate)
+    if isinstance(lines, str) or not isinstance(lines, (list, tuple)) or not lines:
+        raise PluginError(f"{where} returned {_short(lines)}, expected a non-empty list of strings")
+    for line in lines:
+        try:
+            check_config_line(line, "criteria")
+        except ValidationError as exc:
+            raise PluginError(f"{where} returned a line the core refuses: {exc.reason} (got {_short(line)})") from None
+    return tuple(lines)
+
+
+def render(runtime: Runtime, services: Mapping[str, Service]) -> Bundle:
+    """The emitter's bundle for ``services`` (sorted by name) and their routes.
+
+    An emitter that returns text gets it wrapped as ``haproxy.cfg``; any other
+    type is a :class:`~cosmos_core.errors.PluginError` naming the emitter.
+    """
     ordered = [services[name] for name in sorted(services)]
-    return runtime.emitter.render(ordered, build_routes(ordered, runtime.routing))
+    emitter = runtime.emitter
+    rendered = emitter.render(ordered, build_routes(ordered, runtime.routing))
+    if isinstance(rendered, Bundle):
+        return rendered
+    if isinstance(rendered, str):
+        return Bundle.of(rendered)
+    raise PluginError(f"emitter {runtime.settings.emitter!r} ({plugin_of(emitter)}): render() returned "
+                      f"{_short(rendered)}, expected a Bundle")
 
 
 def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
-    """Reconcile ``snapshot`` with the store, write the difference, return the config."""
+    """Reconcile ``snapshot`` with the store, write the difference, return the bundle.
+
+    Raises :class:`ValidationError` for bad input (nothing stored),
+    :class:`StoreError` when the store fails or keeps conflicting.
+    """
     started = time.perf_counter()
     table = snapshot.table or runtime.settings.table
-    emitter = runtime.emitter
-    if isinstance(emitter, RemoteEmitter):
-        return generate_remote(emitter, snapshot, table)
     snapshot = validate_routing(snapshot, runtime.routing)
     store = runtime.store
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -88,16 +136,15 @@ def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
         t1 = time.perf_counter()
         desired = reconcile(state.services, snapshot)
         plan = diff(state.services, desired)
-        config = render(runtime, desired)
+        bundle = render(runtime, desired)
         t2 = time.perf_counter()
         try:
             applied = store.apply(table, plan, state)
         except ConflictError as exc:
             log.info("store_conflict", table=table, attempt=attempt, detail=str(exc))
-            time.sleep(random.uniform(0, 0.01 * 2**attempt))
+            time.sleep(CONFLICT_BACKOFF.delay(attempt + 1))
             continue
         t3 = time.perf_counter()
-        result = Result(table, config, tuple(desired.values()), plan, applied, attempt)
         log.info(
             "reconciled",
             table=table,
@@ -111,23 +158,16 @@ def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
             apply_ms=round((t3 - t2) * 1000, 1),
             ms=round((t3 - started) * 1000, 1),
         )
-        return result
+        return Result(table, bundle, tuple(desired.values()), plan, applied, attempt)
     raise StoreError(f"table {table!r}: gave up after {MAX_ATTEMPTS} conflicting concurrent updates")
 
 
-def generate_remote(emitter: RemoteEmitter, snapshot: Snapshot, table: str) -> Result:
-    """The pass done by a remote Cosmos: it validates, stores and renders.
-
-    The result carries the remote's config only: ``services`` and ``plan``
-    are empty because the state lives on the remote.
-    """
-    started = time.perf_counter()
-    config = emitter.remote_config(snapshot, table)
-    total = time.perf_counter() - started
-    log.info("remote_generated", table=table, ms=round(total * 1000, 1))
-    return Result(table, config, (), Plan(), ApplyResult(), 1)
+def plugin_of(implementation: object) -> str:
+    """The distribution module an implementation comes from, for error messages."""
+    module = type(implementation).__module__
+    return module.split(".")[0] if not module.startswith("cosmos_core.") else module
 
 
-def config_for(runtime: Runtime, snapshot: Snapshot) -> str:
-    """The config an agent should load for ``snapshot`` (what ``cosmos watch`` calls)."""
-    return generate(runtime, snapshot).config
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -15,14 +15,17 @@ import importlib
 import importlib.metadata
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pluggy
 
 from cosmos_core import hookspecs
-from cosmos_core.contracts import Provides
+from cosmos_core.contracts import Provides, Setting
 from cosmos_core.errors import DuplicateNameError, UnknownNameError
 from cosmos_core.logs import get_logger
+
+if TYPE_CHECKING:
+    from cosmos_core.settings import Declared
 
 ENTRY_POINT_GROUP = "cosmos"
 
@@ -32,6 +35,7 @@ BUILTINS = (
     "cosmos_core.builtin.payload_source",
     "cosmos_core.builtin.reloaders",
     "cosmos_core.builtin.host_reloader",
+    "cosmos_core.passes",
 )
 
 KIND_LABELS = {
@@ -40,6 +44,7 @@ KIND_LABELS = {
     "routing_modes": "routing mode",
     "emitters": "emitter",
     "reloaders": "reloader",
+    "passes": "pass strategy",
 }
 
 log = get_logger("cosmos.plugins")
@@ -80,13 +85,41 @@ def make_manager(*, entry_points: bool = True, builtins: bool = True) -> tuple[p
             if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
                 continue
             try:
-                pm.register(ep.load(), name=ep.name)
+                register(pm, ep.load(), ep.name)
             except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the CLI
                 log.warning("plugin_load_failed", plugin=ep.name, source=dist, error=_describe(exc))
                 failed.append(FailedPlugin(ep.name, dist, _describe(exc)))
                 continue
             sources[ep.name] = dist
     return pm, sources, failed
+
+
+class UnknownHookError(Exception):
+    """A plugin implements a hook no spec declares (a misspelled ``@hookimpl``)."""
+
+
+def register(pm: pluggy.PluginManager, plugin: Any, name: str | None = None) -> str:
+    """Register ``plugin`` and check its hooks against the specs (``pm.check_pending()``).
+
+    A hook without a spec unregisters the plugin again and raises
+    :class:`UnknownHookError` naming the plugin and the hook.
+    """
+    registered = pm.register(plugin, name=name)
+    assert registered is not None  # pluggy returns None only for blocked names, skipped by callers
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError:
+        hooks = sorted(impl.function.__name__ for impl in _impls_of(pm, plugin) if impl.hookspec is None)
+        pm.unregister(plugin)
+        known = ", ".join(sorted(hookspecs.HOOKS))
+        raise UnknownHookError(f"plugin {registered!r} implements unknown hook {', '.join(map(repr, hooks))} "
+                               f"(misspelled? the hooks are {known})") from None
+    return registered
+
+
+def _impls_of(pm: pluggy.PluginManager, plugin: Any) -> list[Any]:
+    return [impl for caller in pm.get_hookcallers(plugin) or [] for impl in caller.get_hookimpls()
+            if impl.plugin is plugin]
 
 
 class Plugins:
@@ -113,12 +146,17 @@ class Plugins:
         """A fresh manager with the built-ins and exactly ``plugins`` (for tests)."""
         pm, sources, failed = make_manager(entry_points=False, builtins=builtins)
         for plugin in plugins:
-            name = pm.register(plugin)
+            try:
+                name = register(pm, plugin)
+            except UnknownHookError as exc:
+                failed.append(FailedPlugin(_name_of(plugin), "test", _describe(exc)))
+                continue
             sources[name] = "test"
         return cls(pm, sources, failed)
 
     @cached_property
-    def _collected(self) -> tuple[dict[str, dict[str, Provides[Any]]], dict[str, dict[str, list[str]]]]:
+    def _collected(self) -> tuple[dict[str, dict[str, Provides[Any]]], dict[str, dict[str, list[str]]],
+                                  dict[str, dict[str, str]]]:
         registries: dict[str, dict[str, Provides[Any]]] = {family: {} for family in hookspecs.FAMILIES}
         owners: dict[str, dict[str, str]] = {family: {} for family in hookspecs.FAMILIES}
         provided: dict[str, dict[str, list[str]]] = {}
@@ -142,7 +180,42 @@ class Plugins:
                     registries[family][key] = record
                     owners[family][key] = impl.plugin_name
                     provided.setdefault(impl.plugin_name, {}).setdefault(family, []).append(key)
-        return registries, provided
+        return registries, provided, owners
+
+    def owner(self, family: str, name: str) -> str:
+        """The plugin that provides ``name`` in ``family`` (``"?"`` if none does)."""
+        return self._collected[2][family].get(str(name).lower(), "?")
+
+    @cached_property
+    def settings(self) -> "Declared":
+        """Every plugin's declared settings (hook ``cosmos_settings``), checked for clashes.
+
+        A plugin whose hook raises or returns something other than
+        :class:`~cosmos_core.contracts.Setting` records is recorded as failed.
+        A name declared by two plugins with a different type, default or env
+        var, or an env var / table key claimed twice, is a
+        :class:`~cosmos_core.errors.DuplicateNameError` naming the key.
+        """
+        from cosmos_core.settings import Declared
+
+        declared = Declared()
+        for impl in self.pm.hook.cosmos_settings.get_hookimpls():
+            try:
+                records = list(impl.function() or [])
+                for record in records:
+                    if not isinstance(record, Setting):
+                        raise TypeError(f"cosmos_settings() returned {record!r}, expected Setting(name, type, ...)")
+                    declared.check(record)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("plugin_hook_failed", plugin=impl.plugin_name, hook="cosmos_settings", error=_describe(exc))
+                self.failed.append(FailedPlugin(impl.plugin_name, self.sources.get(impl.plugin_name, "?"), _describe(exc)))
+                continue
+            for record in records:
+                declared.add(record, impl.plugin_name, self._section(record, impl.plugin_name))
+        return declared
+
+    def _section(self, record: Setting, plugin_name: str) -> str:
+        return record.section or plugin_name
 
     def registry(self, family: str) -> dict[str, Provides[Any]]:
         """``{name: Provides}`` for one family key of :data:`hookspecs.FAMILIES`."""
@@ -174,6 +247,10 @@ def _check_records(records: list[Any]) -> None:
     for record in records:
         if not isinstance(record, Provides) or not isinstance(record.name, str) or not record.name:
             raise TypeError(f"hook returned {record!r}, expected Provides(name, factory)")
+
+
+def _name_of(plugin: Any) -> str:
+    return getattr(plugin, "__name__", None) or type(plugin).__name__
 
 
 def _describe(exc: BaseException) -> str:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cosmos_core.contracts import Emitter, EventSource, Reloader, RoutingMode, StateStore, StoreURL
+from cosmos_core.bundle import Bundle
+from cosmos_core.contracts import Emitter, EventSource, ReloadOutcome, Reloader, RoutingMode, StateStore, StoreURL
+from cosmos_core.errors import PluginError, ReloadError
 from cosmos_core.plugins import Plugins
 from cosmos_core.settings import Settings
+
+if TYPE_CHECKING:
+    from cosmos_core.passes import Pass
 
 
 class Runtime:
@@ -33,7 +38,29 @@ class Runtime:
 
     @cached_property
     def reloader(self) -> Reloader:
-        return self._build("reloaders", self.settings.reloader, "reloader")
+        """The configured reloader; one written for ``reload(config: str)`` is adapted."""
+        built = self._build("reloaders", self.settings.reloader, "reloader")
+        if callable(getattr(built, "apply", None)):
+            return built
+        if callable(getattr(built, "reload", None)):
+            return TextReloader(built)
+        raise PluginError(f"reloader {self.settings.reloader!r} ({self.plugins.owner('reloaders', self.settings.reloader)}): "
+                          f"factory returned {type(built).__name__}, which has no apply(bundle, previous)")
+
+    @cached_property
+    def strategy(self) -> "Pass":
+        """The pass strategy: the one ``emitter`` names if it names one, else a local pass.
+
+        A strategy that does not implement :class:`~cosmos_core.passes.Pass` is a
+        :class:`PluginError` naming it.
+        """
+        name = str(self.settings.emitter).lower()
+        record = self.plugins.registry("passes").get(name) or self.plugins.get("passes", "local")
+        strategy = record.factory(self)
+        if not callable(getattr(strategy, "run", None)) or not callable(getattr(strategy, "check", None)):
+            raise PluginError(f"pass strategy {record.name!r} ({self.plugins.owner('passes', record.name)}): "
+                              f"factory returned {type(strategy).__name__}, which has no run()/check()")
+        return strategy
 
     def event_source(self, name: str | None = None) -> EventSource:
         return self._build("event_sources", name or self.settings.events, "events")
@@ -50,3 +77,23 @@ class Runtime:
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+
+
+class TextReloader:
+    """Adapts a reloader written before bundles (``reload(config: str)``) to ``apply``.
+
+    It can install the main file only: a bundle with auxiliary files is refused.
+    """
+
+    def __init__(self, legacy: Any) -> None:
+        self.legacy = legacy
+
+    def apply(self, bundle: Bundle, previous: Bundle | None) -> ReloadOutcome:
+        if bundle.aux:
+            raise ReloadError(f"{type(self.legacy).__name__} takes a config text only; this bundle also has "
+                              f"{', '.join(bundle.aux)}", invalid=True)
+        outcome = self.legacy.reload(bundle.config)
+        if not isinstance(outcome, ReloadOutcome):
+            raise PluginError(f"reloader {type(self.legacy).__name__}: reload() returned "
+                              f"{type(outcome).__name__}, expected ReloadOutcome")
+        return outcome

@@ -26,9 +26,15 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 CONTAINER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _MODE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _COOKIE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# A predicate is one config token: printable ASCII without space, quotes,
-# backslash, '#' (comment), '$' (env expansion) or braces.
-_PREDICATE = re.compile(r"[A-Za-z0-9._~/:@%+=,;!*()\[\]-]{1,255}")
+# A predicate is one token that keeps its meaning inside an HAProxy expression:
+# letters, digits and . _ ~ / : @ % + = ; ! * -, never starting with '-' (a flag
+# such as -i or -m).  Refused: space and control characters, quotes, '\', '#'
+# (comment), '$' (env expansion), braces, parentheses and ',' (converter
+# arguments: "),map("), brackets, < > | & ? ^ ` and non-ASCII.
+_PREDICATE = re.compile(r"[A-Za-z0-9._~/:@%+=;!*][A-Za-z0-9._~/:@%+=;!*-]{0,254}")
+PREDICATE_RULE = ("must be 1-255 characters of letters, digits and . _ ~ / : @ % + = ; ! * -, not starting with '-' "
+                  "(no spaces, quotes, '#', '$', '\\', braces, parentheses, brackets, ',', < > | & ? ^ `)")
+CONFIG_LINE_MAX = 1024
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
@@ -76,8 +82,33 @@ def check_cookie(value: Any, field_name: str = "cookie") -> str | None:
 
 
 def check_predicate(value: Any, field_name: str = "predicate") -> str:
-    return _token(value, field_name, _PREDICATE,
-                  "must be 1-255 printable characters without spaces, quotes, '#', '$', '\\' or braces")
+    """A predicate every routing mode may receive; see :data:`PREDICATE_RULE` for what is refused.
+
+    Also refused: ``=-`` (a flag after a ``NAME=VALUE`` split).  The mode's own
+    ``normalize`` checks the rest (a host name, a path, each part it splits off).
+    """
+    _token(value, field_name, _PREDICATE, PREDICATE_RULE)
+    _require("=-" not in value, field_name, value, "must not have '-' right after '=' (a flag such as -i)")
+    return value
+
+
+def check_config_line(value: Any, field_name: str = "line") -> str:
+    """Text a plugin contributes to one config line (an ACL criterion, a map entry...).
+
+    Refused, with :class:`ValidationError`: anything but a ``str``; empty or
+    blank text; more than 1024 characters; a line break or any other control or
+    non-printable character; leading or trailing whitespace; a leading ``-``;
+    ``#`` (starts a comment) and ``\\`` (an escape).  What the text means is
+    the plugin's business: a mode still validates its own predicates.
+    """
+    _require(isinstance(value, str), field_name, value, "must be a string")
+    _require(value.strip() != "", field_name, value, "must not be empty")
+    _require(len(value) <= CONFIG_LINE_MAX, field_name, value, f"must be at most {CONFIG_LINE_MAX} characters")
+    _require(value.isprintable(), field_name, value, "must be one line of printable characters")
+    _require(value == value.strip(), field_name, value, "must not start or end with whitespace")
+    _require(not value.startswith("-"), field_name, value, "must not start with '-'")
+    _require("#" not in value and "\\" not in value, field_name, value, "must not contain '#' or '\\'")
+    return value
 
 
 def check_port(value: Any, field_name: str = "port") -> int | None:

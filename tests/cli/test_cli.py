@@ -178,7 +178,15 @@ def test_plugins_json_lists_builtins_and_the_routing_plugin(runner) -> None:
     data = json.loads(result.stdout)
     by_name = {p["name"]: p for p in data["plugins"]}
     assert by_name["cosmos_core.builtin.sqlite_store"] == {
-        "name": "cosmos_core.builtin.sqlite_store", "source": "builtin", "provides": {"state_stores": ["sqlite"]}}
+        "name": "cosmos_core.builtin.sqlite_store", "source": "builtin", "provides": {"state_stores": ["sqlite"]},
+        "options": []}
+    host = by_name["cosmos_core.builtin.host_reloader"]["options"]
+    assert {o["name"]: (o["type"], o["env"], o["table"]) for o in host}["master_socket"] == (
+        "str", "COSMOS_MASTER_SOCKET", "plugins.host")
+    docker_exec = {o["name"]: o for o in by_name["reload_docker_exec"]["options"]}
+    assert docker_exec["haproxy_container"]["default"] == "haproxy"
+    assert docker_exec["haproxy_config"]["table"] == "plugins.docker-exec"
+    assert by_name["emit_remote"]["provides"] == {"passes": ["remote"]}
     assert by_name["routing_host_path"]["provides"] == {"routing_modes": ["host", "path"]}
     assert by_name["routing_host_path"]["source"].startswith("cosmos-routing-host-path ")
     human = cosmos(runner, "plugins").stdout

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cosmos_core.agent import Agent
+from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ReloadOutcome
 from cosmos_core.errors import ReloadError
 from cosmos_core.model import Container, RunningContainer, Service, Snapshot
@@ -47,14 +48,16 @@ class ListSource:
 
 
 class Recorder:
-    """Records configs; raises for those listed in ``fail_on`` (by call number)."""
+    """Records bundles applied (and the previous one each time); raises for calls listed in ``fail_on``."""
 
     def __init__(self, fail_on: tuple[int, ...] = ()) -> None:
         self.configs: list[str] = []
+        self.previous: list[Bundle | None] = []
         self.fail_on = fail_on
 
-    def reload(self, config: str) -> ReloadOutcome:
-        self.configs.append(config)
+    def apply(self, bundle: Bundle, previous: Bundle | None) -> ReloadOutcome:
+        self.configs.append(bundle.config)
+        self.previous.append(previous)
         if len(self.configs) in self.fail_on:
             raise ReloadError("HAProxy refused the new config")
         return ReloadOutcome(True)
@@ -77,6 +80,8 @@ def test_each_snapshot_reaches_the_reloader_in_order(runtime: Runtime) -> None:
     assert "10.0.0.1:8080" in recorder.configs[0] and "10.0.0.2:8080" in recorder.configs[1]
     assert "10.0.0.1" not in recorder.configs[1]
     assert source.routing == runtime.routing and source.closed.is_set()
+    assert recorder.previous[0] is None and recorder.previous[1] is not None
+    assert recorder.previous[1].config == recorder.configs[0]  # the reloader sees what it applied before
 
 
 def test_a_bad_snapshot_or_failed_reload_is_logged_and_the_loop_goes_on(

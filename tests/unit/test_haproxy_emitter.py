@@ -25,7 +25,7 @@ def runtime(**settings) -> Runtime:
 def seed_config(rt: Runtime | None = None) -> str:
     rt = rt or runtime()
     snapshot = validate_routing(payload.loads(SEED.read_text()), rt.routing)
-    return render(rt, reconcile({}, snapshot))
+    return render(rt, reconcile({}, snapshot)).config
 
 
 def block(config: str, header: str) -> list[str]:
@@ -65,7 +65,7 @@ def test_no_cookie_no_cookie_lines() -> None:
     data = payload.parse({"candidates": [{"serviceName": "a", "predicate": "a.example.com",
                                           "containers": [{"id": "c1", "ip": "10.0.0.1:80"}]}]})
     rt = runtime()
-    config = render(rt, reconcile({}, validate_routing(data, rt.routing)))
+    config = render(rt, reconcile({}, validate_routing(data, rt.routing))).config
     assert "cookie" not in config
     assert "    server c1 10.0.0.1:80 check\n" in config
 
@@ -105,7 +105,7 @@ def test_a_stored_predicate_its_mode_refuses_is_never_rendered() -> None:
     from cosmos_core.errors import StoreError
     from cosmos_core.model import Container, Service
 
-    bad = Service("a", "host", "-f", None, 80, (Container("c1", "10.0.0.1"),))
+    bad = Service("a", "host", "not_a_host", None, 80, (Container("c1", "10.0.0.1"),))
     with pytest.raises(StoreError, match="predicate"):
         render(runtime(), {"a": bad})
 

@@ -32,11 +32,12 @@ def test_precedence(tmp_path) -> None:
 
 
 def test_cosmos_toml_in_the_working_directory_is_read(tmp_path, monkeypatch) -> None:
-    write(tmp_path, 'store = "dynamodb://t"\n[plugins.dynamodb]\nregion = "eu-west-1"\n')
+    write(tmp_path, 'store = "dynamodb://t"\n[plugins.host]\nmaster_socket = "/run/haproxy-master.sock"\n')
     monkeypatch.chdir(tmp_path)
     settings = load(environ={})
     assert settings.store == "dynamodb://t"
-    assert settings.plugin("dynamodb") == {"region": "eu-west-1"} and settings.plugin("x") == {}
+    assert settings.options["master_socket"] == "/run/haproxy-master.sock"
+    assert settings.options["reload_command"] is None
 
 
 def test_types_are_coerced_from_env(tmp_path) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import Provides, Route
 from cosmos_core.errors import ValidationError
 from cosmos_core.hookspecs import hookimpl
@@ -73,7 +74,11 @@ class HAProxyEmitter:
         self.bind = bind
         self.name = str(template_path)
 
-    def render(self, services: Sequence[Service], routes: Sequence[Route]) -> str:
+    def render(self, services: Sequence[Service], routes: Sequence[Route]) -> Bundle:
+        """The bundle: ``haproxy.cfg`` rendered from the template (no auxiliary files yet).
+
+        Raises :class:`ValidationError` (field ``template``) if the template fails.
+        """
         context: dict[str, Any] = {
             "services": [view(s) for s in services],
             "routes": list(routes),
@@ -83,7 +88,7 @@ class HAProxyEmitter:
         import jinja2
 
         try:
-            return self.template.render(context)
+            return Bundle.of(self.template.render(context))
         except jinja2.TemplateError as exc:
             raise ValidationError("template", self.name, f"cannot be rendered ({exc})") from None
 

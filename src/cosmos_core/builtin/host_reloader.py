@@ -1,85 +1,88 @@
 """The ``host`` reloader: HAProxy runs on this machine, next to Cosmos.
 
-1. Write the new config to a temporary file beside ``haproxy_config`` and check
-   it with ``haproxy_bin -c -f``; a refused config is removed, the live file is
-   left untouched and :class:`ReloadError` carries HAProxy's message.
-2. Replace the live file with :func:`cosmos_core.files.atomic_write`.
+1. Stage the bundle (main file and auxiliary files) in a temporary directory
+   beside ``haproxy_config`` and check it with ``haproxy_bin -c -f``; a refused
+   bundle is removed, every live file is left untouched and
+   :class:`ReloadError` carries HAProxy's message.
+2. Move the files in (:func:`cosmos_core.bundle.install`: all or none).
 3. Reload: run ``reload_command`` (split like a shell would, no shell), or send
    ``reload`` to the master CLI socket named by ``[plugins.host] master_socket``
    in ``cosmos.toml`` (HAProxy started with ``-W -S <socket>``).
 
-A config equal to the live file is not written and does not reload.
+A bundle equal to the live files is not written and does not reload; a reload
+that failed after the install is retried by the next call
+(:class:`cosmos_core.reload.InstallingReloader`).
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 
-from cosmos_core.contracts import Provides, ReloadOutcome
+from cosmos_core.bundle import Bundle, install, read_installed
+from cosmos_core.contracts import Provides, Setting
 from cosmos_core.errors import ReloadError, ValidationError
-from cosmos_core.files import atomic_write
 from cosmos_core.hookspecs import hookimpl
 from cosmos_core.logs import get_logger
+from cosmos_core.reload import InstallingReloader
 from cosmos_core.settings import Settings
 
 log = get_logger("cosmos.reload.host")
 TIMEOUT = 30.0
 
 
-class HostReloader:
-    """Validate, atomically replace and reload a local HAProxy config."""
+class HostReloader(InstallingReloader):
+    """Validate, install as a set and reload a local HAProxy's config bundle.
+
+    The main file goes to ``config_path``; auxiliary files beside it.
+    """
 
     def __init__(self, config_path: str, haproxy_bin: str, reload_command: str | None, master_socket: str | None) -> None:
         if not reload_command and not master_socket:
             raise ValidationError(
                 "reload_command", reload_command, "is required by the host reloader (or set [plugins.host] master_socket)"
             )
+        super().__init__()
         self.path = Path(config_path)
         self.haproxy_bin = haproxy_bin
         self.reload_argv = shlex.split(reload_command) if reload_command else None
         self.master_socket = master_socket
-        self._pending = False  # a config was installed but its reload failed
 
-    def reload(self, config: str) -> ReloadOutcome:
+    def target(self) -> tuple[int, int, int] | None:
+        """The live file's inode, mtime and size: an edit by hand makes it compare again."""
         try:
-            if not self._pending and self.path.read_text(encoding="utf-8") == config:
-                return ReloadOutcome(False, "config unchanged")
-        except FileNotFoundError:
-            pass
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def live(self, bundle: Bundle) -> Bundle | None:
+        try:
+            return read_installed(bundle, self.path)
         except OSError as exc:
             raise ReloadError(f"cannot read {self.path}: {exc.strerror}") from None
-        self.validate(config)
+
+    def install(self, bundle: Bundle, previous: Bundle | None) -> None:
         try:
-            atomic_write(self.path, config)
+            install(bundle, self.path, previous, check=self.validate)
         except OSError as exc:
-            raise ReloadError(f"cannot write {self.path}: {exc.strerror}") from None
-        self._pending = True
+            raise ReloadError(f"cannot install the config at {self.path}: {exc.strerror or exc}") from None
+
+    def reload_haproxy(self) -> None:
         if self.reload_argv is not None:
             run(self.reload_argv, "reload command")
         else:
             master_reload(str(self.master_socket))
-        self._pending = False
-        return ReloadOutcome(True)
 
-    def validate(self, config: str) -> None:
-        """``haproxy -c`` on a temporary copy beside the live file."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".check", dir=self.path.parent)
+    def validate(self, staged: Path) -> None:
+        """``haproxy -c`` on the staged copy (relative paths resolve beside it)."""
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(config)
-            try:
-                run([self.haproxy_bin, "-c", "-f", tmp], "haproxy -c")
-            except ReloadError as exc:
-                log.error("haproxy_config_invalid", path=str(self.path), error=str(exc))
-                raise ReloadError(f"HAProxy refused the new config (kept the previous one): {exc}", invalid=True) from None
-        finally:
-            os.unlink(tmp)
+            run([self.haproxy_bin, "-c", "-f", str(staged)], "haproxy -c")
+        except ReloadError as exc:
+            log.error("haproxy_config_invalid", path=str(self.path), error=str(exc))
+            raise ReloadError(f"HAProxy refused the new config (kept the previous one): {exc}", invalid=True) from None
 
 
 def run(argv: list[str], what: str) -> str:
@@ -112,14 +115,27 @@ def master_reload(path: str) -> str:
     return answer
 
 
+HAPROXY_CONFIG = Setting("haproxy_config", str, "/usr/local/etc/haproxy/haproxy.cfg",
+                         "the config file HAProxy reads (auxiliary files go beside it)", section="host")
+HAPROXY_BIN = Setting("haproxy_bin", str, "haproxy", "the binary used for haproxy -c", section="host")
+RELOAD_COMMAND = Setting("reload_command", str, None,
+                         "how to reload (host: a command run without a shell, e.g. 'systemctl reload haproxy')",
+                         section="host")
+MASTER_SOCKET = Setting("master_socket", str, None,
+                        "HAProxy's master CLI socket (-S): send 'reload' there instead of a command", section="host")
+SETTINGS = (HAPROXY_CONFIG, HAPROXY_BIN, RELOAD_COMMAND, MASTER_SOCKET)
+
+
 def make_host(settings: Settings) -> HostReloader:
-    options = settings.plugin("host")
-    socket_path = options.get("master_socket")
-    if socket_path is not None and not isinstance(socket_path, str):
-        raise ValidationError("cosmos.toml: plugins.host.master_socket", socket_path, "must be a path")
-    return HostReloader(settings.haproxy_config, settings.haproxy_bin, settings.reload_command, socket_path)
+    return HostReloader(settings.option(HAPROXY_CONFIG), settings.option(HAPROXY_BIN),
+                        settings.option(RELOAD_COMMAND), settings.option(MASTER_SOCKET))
 
 
 @hookimpl
 def cosmos_reloaders() -> list[Provides]:
-    return [Provides("host", make_host, "validate, write atomically and reload a local HAProxy")]
+    return [Provides("host", make_host, "validate, install as a set and reload a local HAProxy")]
+
+
+@hookimpl
+def cosmos_settings() -> list[Setting]:
+    return list(SETTINGS)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import Provides, ReloadOutcome
 from cosmos_core.hookspecs import hookimpl
 from cosmos_core.settings import Settings
 
 
 class NoReload:
-    def reload(self, config: str) -> ReloadOutcome:
+    """Installs nothing; every outcome is ``ReloadOutcome(False, "reloader is 'none'")``."""
+
+    def apply(self, bundle: Bundle, previous: Bundle | None) -> ReloadOutcome:
         return ReloadOutcome(False, "reloader is 'none'")
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 
 from cosmos_core.errors import CosmosError
 from cosmos_core.settings import Settings
+
+if TYPE_CHECKING:
+    from cosmos_core.plugins import Plugins
 
 
 @dataclass
@@ -38,19 +41,29 @@ def settings(ctx: typer.Context, **overrides: Any) -> Settings:
 
     A bad setting is reported like any other error: one line, exit 2.
     """
+    return settings_and_plugins(ctx, **overrides)[0]
+
+
+def settings_and_plugins(ctx: typer.Context, **overrides: Any) -> tuple[Settings, "Plugins"]:
+    """:func:`settings`, and the installed plugins whose settings were resolved (reuse them)."""
     from cosmos_core import logs
+    from cosmos_core.plugins import Plugins
     from cosmos_core.settings import load
 
     glob: GlobalOptions = ctx.obj or GlobalOptions()
     flags = {"log_format": glob.log_format, "log_level": glob.log_level, "debug": glob.debug or None}
+    # Plugin discovery may warn (a plugin failed to load): log to stderr already, with the flags' format.
+    logs.configure(glob.log_format if glob.log_format in logs.FORMATS else "auto",
+                   glob.log_level if glob.log_level in logs.LEVELS else "info")
     with errors(debug=bool(glob.debug)):
-        resolved = load({**flags, **overrides}, glob.config)
+        plugins = Plugins.discover()
+        resolved = load({**flags, **overrides}, glob.config, plugins=plugins)
         if resolved.log_format not in logs.FORMATS:
             _fail(f"log_format: must be one of {', '.join(logs.FORMATS)} (got {resolved.log_format!r})", 2)
         if resolved.log_level not in logs.LEVELS:
             _fail(f"log_level: must be one of {', '.join(logs.LEVELS)} (got {resolved.log_level!r})", 2)
     logs.configure(resolved.log_format, resolved.log_level)
-    return resolved
+    return resolved, plugins
 
 
 @contextmanager

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from cosmos_core.cli import common
+
+if TYPE_CHECKING:
+    from cosmos_core.bundle import Bundle
 
 
 def generate(
@@ -19,7 +22,7 @@ def generate(
     store: common.StoreOpt = None,
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="Write the config to this file atomically instead of stdout."),
+        typer.Option("--output", "-o", help="Write the config to this file (and its auxiliary files beside it) atomically instead of stdout."),
     ] = None,
     template: Annotated[
         Optional[str], typer.Option("--template", envvar="COSMOS_TEMPLATE", help="Your own jinja2 template.")
@@ -29,26 +32,31 @@ def generate(
     ] = None,
 ) -> None:
     """Merge a request with the stored services, store the result and print the config."""
-    settings = common.settings(ctx, store=store, payload=payload, template=template, emitter=emitter)
+    settings, plugins = common.settings_and_plugins(ctx, store=store, payload=payload, template=template,
+                                                    emitter=emitter)
     with common.errors(settings.debug):
-        from cosmos_core import pipeline
-        from cosmos_core.errors import CosmosError
         from cosmos_core.runtime import Runtime
 
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, plugins)
         try:
             source = runtime.event_source("payload")
             for snapshot in source.snapshots():
-                result = pipeline.generate(runtime, snapshot)
+                result = runtime.strategy.run(snapshot)
                 if output is None:
                     common.write_stdout(result.config)
                 else:
-                    from cosmos_core.files import atomic_write
-
-                    try:
-                        atomic_write(output, result.config)
-                    except OSError as exc:
-                        raise CosmosError(f"--output {output}: cannot write ({exc.strerror}); the store is updated, "
-                                          "run again once the path is writable") from None
+                    write_output(result.bundle, output)
         finally:
             runtime.close()
+
+
+def write_output(bundle: "Bundle", output: Path) -> None:
+    """The main file at ``output``, auxiliary files beside it; each atomic, all or none."""
+    from cosmos_core.bundle import install
+    from cosmos_core.errors import CosmosError
+
+    try:
+        install(bundle, output)
+    except OSError as exc:
+        raise CosmosError(f"--output {output}: cannot write ({exc.strerror or exc}); the store is updated, "
+                          "run again once the path is writable") from None

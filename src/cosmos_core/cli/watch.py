@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cosmos_core.cli import common
+
+if TYPE_CHECKING:
+    from cosmos_core.plugins import Plugins
 
 
 def watch(
@@ -60,10 +63,15 @@ def watch(
         float | None,
         typer.Option("--debounce-max-wait", help="Longest wait within a burst, in seconds. (default: 1.0)", show_default=False),
     ] = None,
-    once: Annotated[bool, typer.Option("--once", help="Sync, reload and exit (exit 1 if that failed).")] = False,
+    payload: Annotated[
+        str | None,
+        typer.Option("--payload", help="With --events payload: the request file, '-' for stdin (as cosmos generate).",
+                     show_default=False),
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Sync, reload and exit (exit 2 if refused, 1 if it failed).")] = False,
 ) -> None:
     """Keep HAProxy in step with this host's labelled containers until SIGTERM/SIGINT."""
-    settings = common.settings(
+    settings, plugins = common.settings_and_plugins(
         ctx,
         store=store,
         events=events,
@@ -76,16 +84,19 @@ def watch(
         name_filter=name_filter,
         debounce_quiet=debounce_quiet,
         debounce_max_wait=debounce_max_wait,
+        payload=payload,
     )
     with common.errors(settings.debug):
+        from dataclasses import replace
+
         from cosmos_core.agent import Agent, install_signal_handlers
-        from cosmos_core.contracts import RemoteEmitter
         from cosmos_core.runtime import Runtime
 
-        runtime = Runtime(settings)
+        settings = replace(settings, events=agent_default(plugins, "event_sources", settings.events, "events"),
+                           reloader=agent_default(plugins, "reloaders", settings.reloader, "reloader"))
+        runtime = Runtime(settings, plugins)
         try:
-            if not isinstance(runtime.emitter, RemoteEmitter):
-                runtime.store.ping()  # fail fast; a remote Cosmos holds the state itself
+            runtime.strategy.check()  # fail fast: a local store that cannot be reached
             agent = Agent(runtime, runtime.event_source(), runtime.reloader)
             install_signal_handlers(agent)
             stats = agent.run(once=once)
@@ -93,4 +104,27 @@ def watch(
             runtime.close()
     if once and stats.failures:
         typer.echo(f"cosmos: error: {stats.last_error}", err=True)
+        raise typer.Exit(stats.last_exit_code or 1)
+    if stats.source_failed:
+        typer.echo(f"cosmos: error: {stats.last_error}", err=True)
         raise typer.Exit(1)
+
+
+#: What ``cosmos watch`` uses when nothing is configured, and the plugin that provides it.
+AGENT_DEFAULTS = {
+    "event_sources": ("docker", "cosmos-events-docker", "--events payload --payload FILE"),
+    "reloaders": ("docker-exec", "cosmos-reload-docker-exec", "--reloader host or --reloader none"),
+}
+
+
+def agent_default(plugins: "Plugins", family: str, configured: str | None, setting: str) -> str:
+    """The configured name, else the agent's default if its plugin is installed, else a clear error."""
+    if configured:
+        return configured
+    name, distribution, alternative = AGENT_DEFAULTS[family]
+    if name in plugins.registry(family):
+        return name
+    from cosmos_core.errors import ValidationError
+
+    raise ValidationError(setting, None, f"cosmos watch uses {name!r} by default, which is not installed: "
+                          f"pip install {distribution}, or choose {alternative}")

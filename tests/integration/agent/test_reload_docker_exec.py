@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from cosmos_reload_docker_exec.reloader import DockerExecReloader
 
+from cosmos_core.bundle import Bundle
 from cosmos_core.errors import ReloadError
 from cosmos_core.settings import Settings
 from tests.integration.agent.conftest import Env, url
@@ -24,54 +25,54 @@ def live(proxy) -> str:  # type: ignore[no-untyped-def]
 
 def test_reload_applies_skips_unchanged_and_keeps_serving_on_a_refused_config(env: Env) -> None:
     proxy = env.haproxy()
-    reloader = DockerExecReloader(Settings(haproxy_container=proxy.name))
+    reloader = DockerExecReloader(Settings(options={"haproxy_container": proxy.name}))
 
-    assert reloader.reload(config("one")).reloaded
+    assert reloader.apply(Bundle.of(config("one")), None).reloaded
     wait_http(url(proxy), expect_status=200)
     wait_for_log(proxy, "Loading success", count=2)
     assert http_get(url(proxy)).body == "one"
-    again = reloader.reload(config("one"))
+    again = reloader.apply(Bundle.of(config("one")), None)
     assert not again.reloaded and "unchanged" in again.reason
 
     with pytest.raises(ReloadError, match="no-such-keyword"):
-        reloader.reload(config("two") + "    no-such-keyword\n")
+        reloader.apply(Bundle.of(config("two") + "    no-such-keyword\n"), None)
 
     assert live(proxy) == config("one")
     assert http_get(url(proxy)).body == "one"
     assert proxy.logs().decode().count("Loading success") == 2
     assert proxy.exec_run(["ls", "/usr/local/etc/haproxy"]).output.decode().split() == ["haproxy.cfg"]
-    assert reloader.reload(config("three")).reloaded  # the refused config was not remembered
+    assert reloader.apply(Bundle.of(config("three")), None).reloaded  # the refused config was not remembered
     wait_for_log(proxy, "Loading success", count=3)
     assert http_get(url(proxy)).body == "three"
 
 
 def test_a_fresh_reloader_skips_a_config_that_is_already_live(env: Env) -> None:
     proxy = env.haproxy()
-    DockerExecReloader(Settings(haproxy_container=proxy.name)).reload(config("one"))
+    DockerExecReloader(Settings(options={"haproxy_container": proxy.name})).apply(Bundle.of(config("one")), None)
 
-    outcome = DockerExecReloader(Settings(haproxy_container=proxy.name)).reload(config("one"))
+    outcome = DockerExecReloader(Settings(options={"haproxy_container": proxy.name})).apply(Bundle.of(config("one")), None)
 
     assert not outcome.reloaded and "already live" in outcome.reason
 
 
 def test_a_restarted_container_gets_the_config_again(env: Env) -> None:
     proxy = env.haproxy()
-    reloader = DockerExecReloader(Settings(haproxy_container=proxy.name))
-    reloader.reload(config("one"))
+    reloader = DockerExecReloader(Settings(options={"haproxy_container": proxy.name}))
+    reloader.apply(Bundle.of(config("one")), None)
     proxy.restart(timeout=1)
     proxy.exec_run(["sh", "-c", f"printf 'defaults\\n  mode http\\n' > {HAPROXY_CFG}"])  # someone replaced it
 
-    assert reloader.reload(config("one")).reloaded  # a new incarnation: compared with the live file again
+    assert reloader.apply(Bundle.of(config("one")), None).reloaded  # a new incarnation: compared with the live file again
     assert live(proxy) == config("one")
 
 
 def test_custom_reload_command(env: Env) -> None:
     proxy = env.haproxy()
     reloader = DockerExecReloader(
-        Settings(haproxy_container=proxy.name, reload_command="touch /tmp/custom-reload && kill -USR2 1")
+        Settings(options={"haproxy_container": proxy.name, "reload_command": "touch /tmp/custom-reload && kill -USR2 1"})
     )
 
-    assert reloader.reload(config("custom")).reloaded
+    assert reloader.apply(Bundle.of(config("custom")), None).reloaded
 
     wait_for_log(proxy, "Loading success", count=2)
     assert proxy.exec_run(["ls", "/tmp/custom-reload"]).exit_code == 0
@@ -81,19 +82,19 @@ def test_custom_reload_command(env: Env) -> None:
 def test_a_failed_reload_is_done_again_on_the_next_call(env: Env) -> None:
     proxy = env.haproxy()
     command = "test -f /tmp/ok || { touch /tmp/ok; exit 1; }; kill -USR2 1"
-    reloader = DockerExecReloader(Settings(haproxy_container=proxy.name, reload_command=command))
+    reloader = DockerExecReloader(Settings(options={"haproxy_container": proxy.name, "reload_command": command}))
 
     with pytest.raises(ReloadError, match="reload failed") as failed:
-        reloader.reload(config("late"))
+        reloader.apply(Bundle.of(config("late")), None)
     assert failed.value.retryable and live(proxy) == config("late")  # installed, not loaded
 
-    assert reloader.reload(config("late")).reloaded
+    assert reloader.apply(Bundle.of(config("late")), None).reloaded
     wait_for_log(proxy, "Loading success", count=2)
     assert http_get(url(proxy)).body == "late"
 
 
 def test_missing_container_is_a_clear_error(env: Env) -> None:
-    reloader = DockerExecReloader(Settings(haproxy_container=f"{env.prefix}-nowhere"))
+    reloader = DockerExecReloader(Settings(options={"haproxy_container": f"{env.prefix}-nowhere"}))
 
     with pytest.raises(ReloadError, match=f"{env.prefix}-nowhere.*not found.*retry"):
-        reloader.reload(config("x"))
+        reloader.apply(Bundle.of(config("x")), None)

@@ -19,7 +19,9 @@ from cosmos_emit_remote.client import (
     check_url,
 )
 
-from cosmos_core import payload, pipeline
+from cosmos_core import payload
+from cosmos_core.passes import RemotePass
+from cosmos_core.plugins import Plugins
 from cosmos_core.errors import ValidationError
 from cosmos_core.model import Container, RunningContainer, Service, Snapshot
 from cosmos_core.runtime import Runtime
@@ -86,14 +88,15 @@ def test_the_remote_config_is_the_servers_and_the_state_lives_there(server: Serv
 def test_pipeline_generate_delegates_to_the_remote_and_stores_nothing_locally(server: ServeProcess,
                                                                              tmp_path: Path) -> None:
     local_store = tmp_path / "local.db"
-    settings = Settings(store=f"sqlite://{local_store}", emitter="remote", remote_url=server.url + "/",
+    settings = Settings(store=f"sqlite://{local_store}", emitter="remote", options={"remote_url": server.url + "/"},
                         api_token=TOKEN, table="pipeline-table")
     runtime = Runtime(settings)
     try:
-        result = pipeline.generate(runtime, web_snapshot("x", "p1"))
+        assert isinstance(runtime.strategy, RemotePass)
+        result = runtime.strategy.run(web_snapshot("x", "p1"))
         assert result.table == "pipeline-table"
         assert "server p1 10.9.0.1:8080" in result.config
-        assert pipeline.config_for(runtime, web_snapshot("x", "p1", "p2")).count("server p") == 2
+        assert runtime.strategy.run(web_snapshot("x", "p1", "p2")).config.count("server p") == 2
     finally:
         runtime.close()
     assert not local_store.exists()
@@ -210,19 +213,19 @@ def test_settings_are_checked() -> None:
         with pytest.raises(ValidationError):
             check_url(bad)
     with pytest.raises(ValidationError):
-        RemoteCosmos.from_settings(Settings(remote_url="http://x", remote_timeout=0))
+        RemoteCosmos.from_settings(Settings(options={"remote_url": "http://x", "remote_timeout": 0}))
     with pytest.raises(ValidationError):
-        RemoteCosmos.from_settings(Settings(remote_url="http://x", plugins={"remote": {"backoff": "soon"}}))
-    remote = RemoteCosmos.from_settings(Settings(remote_url="http://cosmos:8080/prod/", api_token="t",
-                                                 remote_timeout=2.5, remote_retries=1,
-                                                 plugins={"remote": {"backoff": 0.05}}))
+        RemoteCosmos.from_settings(Settings(options={"remote_url": "http://x", "remote_backoff": "soon"}))
+    remote = RemoteCosmos.from_settings(Settings(api_token="t", options={
+        "remote_url": "http://cosmos:8080/prod/", "remote_timeout": 2.5, "remote_retries": 1, "remote_backoff": 0.05}))
     assert (remote.endpoint, remote.token, remote.timeout, remote.retries, remote.backoff) == (
         "http://cosmos:8080/prod/generate", "t", 2.5, 1, 0.05)
 
 
-def test_render_is_not_available_locally() -> None:
-    with pytest.raises(RemoteError):
-        RemoteCosmos("http://x").render([], [])
+def test_remote_is_a_pass_strategy_not_an_emitter() -> None:
+    plugins = Plugins.discover()
+    assert "remote" in plugins.registry("passes") and "remote" not in plugins.registry("emitters")
+    assert not hasattr(RemoteCosmos, "render")  # no emitter whose render always raises
 
 
 def test_backoff_grows_and_is_capped() -> None:

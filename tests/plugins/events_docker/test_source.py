@@ -50,7 +50,7 @@ def test_relevant_events_give_their_container_id() -> None:
 def test_backoff_doubles_up_to_a_cap() -> None:
     delays = [source.backoff(n) for n in range(1, 10)]
     assert delays[:3] == [0.2, 0.4, 0.8]
-    assert max(delays) == source.BACKOFF_MAX
+    assert max(delays) == source.RECONNECT.cap
     assert delays == sorted(delays)
 
 

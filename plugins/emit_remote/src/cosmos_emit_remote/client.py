@@ -1,7 +1,6 @@
-"""The ``remote`` emitter: POST the snapshot to a Cosmos server, return its config.
+"""The ``remote`` pass's client: POST the snapshot to a Cosmos server, return its config.
 
-It implements :class:`cosmos_core.contracts.RemoteEmitter`, so
-:func:`cosmos_core.pipeline.generate` hands it the whole pass: the remote
+:class:`cosmos_core.passes.RemotePass` hands it the whole pass: the remote
 validates, stores and renders; nothing is stored locally.
 
 Failures:
@@ -21,19 +20,18 @@ is not retried.
 from __future__ import annotations
 
 import json
-import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from cosmos_core import payload
-from cosmos_core.contracts import Route
+from cosmos_core.backoff import Backoff
 from cosmos_core.errors import CosmosError, ValidationError
 from cosmos_core.logs import get_logger
-from cosmos_core.model import Service, Snapshot
+from cosmos_core.model import Snapshot
 from cosmos_core.settings import Settings
 
 log = get_logger("cosmos.emit.remote")
@@ -54,6 +52,7 @@ class RemoteError(CosmosError):
     def __init__(self, message: str, *, refused: bool = False) -> None:
         super().__init__(message)
         self.refused = refused
+        self.exit_code = 2 if refused else 1
 
     @property
     def retryable(self) -> bool:
@@ -84,8 +83,7 @@ def backoff_delay(attempt: int, base: float, cap: float = MAX_BACKOFF) -> float:
 
     The delay lies in ``[d/2, d]`` with ``d = min(cap, base * 2**(attempt-1))``.
     """
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return random.uniform(ceiling / 2, ceiling)
+    return Backoff(base, cap, jitter="equal").delay(attempt)
 
 
 def error_text(answer: Answer) -> str:
@@ -122,20 +120,21 @@ class RemoteCosmos:
     @classmethod
     def from_settings(cls, settings: Settings) -> RemoteCosmos:
         """From ``remote_url``, ``api_token``, ``remote_timeout``, ``remote_retries``
-        and ``[plugins.remote] backoff`` (seconds, default 0.2)."""
-        if settings.remote_timeout <= 0:
-            raise ValidationError("remote_timeout", settings.remote_timeout, "must be more than 0 seconds")
-        if settings.remote_retries < 0:
-            raise ValidationError("remote_retries", settings.remote_retries, "must be 0 or more")
-        backoff = settings.plugin("remote").get("backoff", DEFAULT_BACKOFF)
-        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or backoff < 0:
-            raise ValidationError("plugins.remote.backoff", backoff, "must be a number of seconds >= 0")
-        return cls(settings.remote_url or "", settings.api_token, settings.remote_timeout, settings.remote_retries,
-                   float(backoff))
+        and ``remote_backoff`` (``[plugins.remote] backoff``, seconds, default 0.2).
 
-    def render(self, services: Sequence[Service], routes: Sequence[Route]) -> str:
-        """Not available: the remote Cosmos renders (the pipeline calls :meth:`remote_config`)."""
-        raise RemoteError("the remote emitter does not render locally; the pipeline asks the remote instead")
+        Raises :class:`ValidationError` naming the setting that is missing or out of range.
+        """
+        from cosmos_emit_remote.plugin import REMOTE_BACKOFF, REMOTE_RETRIES, REMOTE_TIMEOUT, REMOTE_URL
+
+        timeout, retries = settings.option(REMOTE_TIMEOUT), settings.option(REMOTE_RETRIES)
+        backoff = settings.option(REMOTE_BACKOFF)
+        if timeout <= 0:
+            raise ValidationError("remote_timeout", timeout, "must be more than 0 seconds")
+        if retries < 0:
+            raise ValidationError("remote_retries", retries, "must be 0 or more")
+        if backoff < 0:
+            raise ValidationError("plugins.remote.backoff", backoff, "must be a number of seconds >= 0")
+        return cls(settings.option(REMOTE_URL) or "", settings.api_token, timeout, retries, backoff)
 
     def remote_config(self, snapshot: Snapshot, table: str) -> str:
         """The config the remote returns for ``snapshot``; :class:`RemoteError` if it cannot."""

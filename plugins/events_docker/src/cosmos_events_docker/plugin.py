@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cosmos_core import Provides, hookimpl
+from cosmos_core import Provides, Setting, hookimpl
 from cosmos_core.settings import Settings
 
 if TYPE_CHECKING:
     from cosmos_events_docker.source import DockerSource
+
+
+SECTION = "docker"
+NAME_FILTER = Setting("name_filter", str, None, "only containers whose name contains this keyword", section=SECTION)
+DEBOUNCE_QUIET = Setting("debounce_quiet", float, 0.1, "seconds without events that end a burst", section=SECTION)
+DEBOUNCE_MAX_WAIT = Setting("debounce_max_wait", float, 1.0, "longest wait within a burst, in seconds",
+                            section=SECTION)
+DEBOUNCE_STORM_CONTAINERS = Setting("debounce_storm_containers", int, 2,
+                                    "this many containers changing within 0.5 s is a storm (0: off)", section=SECTION)
+DEBOUNCE_STORM_QUIET = Setting("debounce_storm_quiet", float, 1.0, "quiet period during a storm, in seconds",
+                               section=SECTION)
+DEBOUNCE_STORM_MAX_WAIT = Setting("debounce_storm_max_wait", float, 8.0, "longest wait during a storm, in seconds",
+                                  section=SECTION)
+SETTINGS = (NAME_FILTER, DEBOUNCE_QUIET, DEBOUNCE_MAX_WAIT, DEBOUNCE_STORM_CONTAINERS, DEBOUNCE_STORM_QUIET,
+            DEBOUNCE_STORM_MAX_WAIT)
 
 
 def make_source(settings: Settings) -> DockerSource:
@@ -20,3 +35,8 @@ def make_source(settings: Settings) -> DockerSource:
 @hookimpl
 def cosmos_event_sources() -> list[Provides]:
     return [Provides("docker", make_source, "the labelled containers of a Docker host (events + full resync)")]
+
+
+@hookimpl
+def cosmos_settings() -> list[Setting]:
+    return list(SETTINGS)

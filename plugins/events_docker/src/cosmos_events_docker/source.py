@@ -9,9 +9,10 @@
 * Each snapshot is the full picture of the host: one ``list`` call, an
   ``inspect`` of every container that is new or dirty (the verdicts of the
   others are cached), and :func:`labels.snapshot`.
-* When the daemon goes away, reconnects with exponential backoff and resyncs
-  from scratch (the cache is dropped), so events missed in the gap cannot leave
-  stale or missing backends.
+* When the daemon goes away (a Docker SDK, HTTP or socket error), reconnects
+  with exponential backoff and resyncs from scratch (the cache is dropped), so
+  events missed in the gap cannot leave stale or missing backends.  Any other
+  exception is a bug: it ends the source and the agent logs it as an error.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from cosmos_core.backoff import Backoff
 from cosmos_core.debounce import Debouncer
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Snapshot
@@ -36,7 +38,9 @@ ACTIONS = frozenset(
 )
 LOST = "__lost__"  # queue marker: the event stream ended
 CLOSED = "__closed__"  # queue marker: close() was called
-BACKOFF_START, BACKOFF_MAX = 0.2, 5.0
+#: Reconnect delays: 0.2 s doubling to 5 s.
+RECONNECT = Backoff(0.2, 5.0)
+backoff = RECONNECT.delay  # seconds before reconnect attempt ``n`` (1-based)
 
 
 #: Network events that change a container's addresses.
@@ -56,25 +60,22 @@ def relevant(event: dict[str, Any]) -> str | None:
     return str(event.get("id") or actor.get("ID") or "") or None
 
 
-def backoff(attempt: int) -> float:
-    """Seconds to wait before reconnect attempt ``attempt`` (1-based)."""
-    return min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempt - 1))
-
-
 class DockerSource:
     """Yields a :class:`Snapshot` at start, after each burst, and after each reconnect."""
 
     def __init__(self, settings: Settings) -> None:
+        from cosmos_events_docker import plugin as p
+
         self.table = settings.table
-        self.name_filter = settings.name_filter or None
+        self.name_filter = settings.option(p.NAME_FILTER) or None
         self.debouncer: Debouncer[str] = Debouncer(
-            settings.debounce_quiet,
-            settings.debounce_max_wait,
+            settings.option(p.DEBOUNCE_QUIET),
+            settings.option(p.DEBOUNCE_MAX_WAIT),
             final=lambda item: item in (LOST, CLOSED),
             leading=True,
-            storm_items=settings.debounce_storm_containers,
-            storm_quiet=settings.debounce_storm_quiet,
-            storm_max_wait=settings.debounce_storm_max_wait,
+            storm_items=settings.option(p.DEBOUNCE_STORM_CONTAINERS),
+            storm_quiet=settings.option(p.DEBOUNCE_STORM_QUIET),
+            storm_max_wait=settings.option(p.DEBOUNCE_STORM_MAX_WAIT),
         )
         self.check: labels.PredicateCheck | None = None
         self._queue: queue.Queue[str] = queue.Queue()
@@ -109,6 +110,8 @@ class DockerSource:
                 self._cache.clear()
                 snap = self.sync(client, dirty=set())
             except Exception as exc:  # noqa: BLE001 - docker/requests errors: daemon gone
+                if not outage(exc):
+                    raise  # a bug, not an outage: the agent logs it as an error
                 attempt += 1
                 delay = backoff(attempt)
                 log.warning("docker_unavailable", error=_describe(exc), attempt=attempt, retry_in_s=delay)
@@ -130,6 +133,8 @@ class DockerSource:
             try:
                 snap = self.sync(client, dirty)
             except Exception as exc:  # noqa: BLE001
+                if not outage(exc):
+                    raise
                 log.warning("docker_sync_failed", error=_describe(exc))
                 return
             yield snap
@@ -225,6 +230,14 @@ class DockerSource:
             label=parsed.problem.label,
             error=parsed.problem.message(),
         )
+
+
+def outage(exc: BaseException) -> bool:
+    """True for errors that mean "the daemon is unreachable": Docker SDK, HTTP and socket errors."""
+    import docker.errors
+    import requests.exceptions
+
+    return isinstance(exc, (docker.errors.DockerException, requests.exceptions.RequestException, OSError))
 
 
 def _quietly(close: Callable[[], object]) -> None:

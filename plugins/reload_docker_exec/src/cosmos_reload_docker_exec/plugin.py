@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cosmos_core import Provides, hookimpl
+from dataclasses import replace
+
+from cosmos_core import Provides, Setting, hookimpl
+from cosmos_core.builtin.host_reloader import HAPROXY_BIN, HAPROXY_CONFIG, RELOAD_COMMAND
 from cosmos_core.settings import Settings
 
 if TYPE_CHECKING:
     from cosmos_reload_docker_exec.reloader import DockerExecReloader
+
+
+SECTION = "docker-exec"
+HAPROXY_CONTAINER = Setting("haproxy_container", str, "haproxy", "the HAProxy container (name or id)",
+                            section=SECTION)
+#: Shared with the built-in host reloader (same name, type and default): one value serves both.
+SHARED = (
+    replace(HAPROXY_CONFIG, section=SECTION),
+    replace(HAPROXY_BIN, section=SECTION),
+    replace(RELOAD_COMMAND, section=SECTION,
+            help="how to reload (docker-exec: run with sh -c in the container; default: SIGUSR2 to PID 1)"),
+)
 
 
 def make_reloader(settings: Settings) -> DockerExecReloader:
@@ -20,3 +35,8 @@ def make_reloader(settings: Settings) -> DockerExecReloader:
 @hookimpl
 def cosmos_reloaders() -> list[Provides]:
     return [Provides("docker-exec", make_reloader, "copy, validate (haproxy -c) and reload inside the HAProxy container")]
+
+
+@hookimpl
+def cosmos_settings() -> list[Setting]:
+    return [HAPROXY_CONTAINER, *SHARED]

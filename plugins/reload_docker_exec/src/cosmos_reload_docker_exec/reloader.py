@@ -4,39 +4,48 @@ One ``docker exec`` of a small ``sh`` script does the whole sequence inside the
 HAProxy container (each exec costs ~100 ms on Docker 20.10, an archive copy as
 much, so one round trip keeps the reload fast):
 
-1. write the new config, passed in environment variables, next to the live one
-   (``<path>.cosmos-new``);
-2. validate it with ``haproxy -c -f``;
-3. on success ``mv`` it over the live file (or, where the live file is a
-   single-file bind mount that cannot be replaced, copy it over the file in
-   place) and reload: ``kill -USR2 1`` (the master-worker master is PID 1) by
-   default, or ``reload_command``.  A reload that failed after the file was
-   installed is retried on the next call even though the file already matches.
+1. write every file of the bundle, passed in environment variables, into a
+   staging directory beside the live config (``<dir>/.cosmos-stage``);
+2. validate the staged set with ``haproxy -c -f`` (relative paths in the config
+   resolve against the staged copy: ``default-path config``);
+3. on success move the auxiliary files, then the main file, over the live
+   ones (where the live file is a single-file bind mount that cannot be
+   replaced, copy it over the file in place), remove auxiliary files the
+   previous bundle had and this one has not, and reload: ``kill -USR2 1``
+   (the master-worker master is PID 1) by default, or ``reload_command``.
 
-A config HAProxy refuses is removed, the live file stays, and
-:class:`ReloadError` carries HAProxy's message, so HAProxy keeps serving.  A
-config equal to the one last applied to the same container (same id, same start
-time) is skipped; so is, on the first call, one equal to the live file.  A
-missing container raises :class:`ReloadError` and nothing is remembered, so the
-next snapshot tries again.
+A bundle HAProxy refuses is removed with the staging directory, every live
+file stays, and :class:`ReloadError` carries HAProxy's message, so HAProxy keeps
+serving.  Unchanged / refused / pending retry follow
+:class:`cosmos_core.reload.InstallingReloader`: a bundle equal to the one last
+applied to the same container (same id, same start time) is skipped; so is,
+for a new container, one equal to the live files.  A missing container raises
+:class:`ReloadError` and nothing is remembered, so the next snapshot tries again.
+
+Files travel as text in environment variables, so every file of the bundle must
+be UTF-8 without NUL bytes (configs, maps, PEM certificates are).
 """
 
 from __future__ import annotations
 
 import io
+import posixpath
 import shlex
 import tarfile
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ReloadOutcome
 from cosmos_core.errors import ReloadError
 from cosmos_core.logs import get_logger
+from cosmos_core.reload import InstallingReloader
 from cosmos_core.settings import Settings
 
 log = get_logger("cosmos.reload.docker_exec")
 
-SUFFIX = ".cosmos-new"
+STAGE = ".cosmos-stage"
 CHUNK = 100_000  # bytes per env var: Linux caps one string at 128 KiB (MAX_ARG_STRLEN)
 ENV_PREFIX = "COSMOS_CFG_"
 EXIT_INVALID, EXIT_INSTALL, EXIT_RELOAD = 3, 4, 5
@@ -50,51 +59,104 @@ class Exec:
     environment: dict[str, str]
 
 
-def chunks(config: str, size: int = CHUNK) -> list[str]:
-    """``config`` cut into env-var sized pieces (at least one, maybe empty)."""
-    return [config[i : i + size] for i in range(0, len(config), size)] or [""]
+def chunks(text: str, size: int = CHUNK) -> list[str]:
+    """``text`` cut into env-var sized pieces (at least one, maybe empty)."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def reload_exec(config: str, haproxy_bin: str, config_path: str, reload_command: str | None) -> Exec:
-    """The exec that writes, validates, installs and reloads ``config``."""
-    pieces = chunks(config)
-    env = {f"{ENV_PREFIX}{i}": piece for i, piece in enumerate(pieces)}
-    parts = " ".join(f'"${ENV_PREFIX}{i}"' for i in range(len(pieces)))
-    new, live = shlex.quote(config_path + SUFFIX), shlex.quote(config_path)
+def _text(bundle: Bundle, path: str) -> str:
+    data = bundle.files[path]
+    if b"\0" in data:
+        raise ReloadError(f"docker-exec carries text files only; {path} of the bundle holds NUL bytes", invalid=True)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ReloadError(f"docker-exec carries UTF-8 files only; {path} of the bundle is not", invalid=True) from None
+
+
+def reload_exec(bundle: Bundle, haproxy_bin: str, config_path: str, reload_command: str | None,
+                previous: Bundle | None = None) -> Exec:
+    """The exec that stages, validates (as a set), installs (all or none) and reloads ``bundle``.
+
+    The main file's chunks travel in ``COSMOS_CFG_<n>``, auxiliary file ``k``'s
+    in ``COSMOS_AUX<k>_<n>``.  Exit codes: 0 done, :data:`EXIT_INVALID` HAProxy
+    refused the staged set (output = its message), :data:`EXIT_INSTALL` a file
+    could not be written or moved (every live file restored),
+    :data:`EXIT_RELOAD` installed but the reload failed.
+    """
+    env: dict[str, str] = {}
+    q = shlex.quote
+    live = q(config_path)
+    directory = posixpath.dirname(config_path) or "."
+    stage = q(posixpath.join(directory, STAGE))
+    lines = [
+        f"d={q(directory)}; s={stage}",
+        f'target() {{ if [ "$1" = {q(bundle.main)} ]; then echo {live}; else echo "$d/$1"; fi; }}',
+        'undo=""',
+        "put() {  # put PATH: keep the live file in $s/.old, then move the staged one over it",
+        '  t=$(target "$1")',
+        '  if [ -e "$t" ]; then mkdir -p "$(dirname "$s/.old/$1")" && cp -p "$t" "$s/.old/$1" || return 1; fi',
+        '  mkdir -p "$(dirname "$t")" || return 1',
+        '  mv -f "$s/new/$1" "$t" 2>/dev/null || { cat "$s/new/$1" > "$t"; } || return 1',
+        '  undo="$1 $undo"',
+        "}",
+        "restore() {",
+        '  for p in $undo; do t=$(target "$p")',
+        '    if [ -e "$s/.old/$p" ]; then cat "$s/.old/$p" > "$t"; else rm -f "$t"; fi',
+        "  done",
+        "}",
+        f'rm -rf "$s" && mkdir -p "$s/new" || exit {EXIT_INSTALL}',
+    ]
+    order = [*bundle.aux, bundle.main]
+    for index, path in enumerate(order):
+        prefix = ENV_PREFIX if path == bundle.main else f"COSMOS_AUX{index}_"
+        pieces = chunks(_text(bundle, path))
+        env.update({f"{prefix}{i}": piece for i, piece in enumerate(pieces)})
+        parts = " ".join(f'"${prefix}{i}"' for i in range(len(pieces)))
+        staged = q(f"$s/new/{path}").replace("'$s", '"$s"\'')  # "$s"'/new/path'
+        lines.append(f'mkdir -p "$(dirname {staged})" && printf \'%s\' {parts} > {staged} '
+                     f'|| {{ rm -rf "$s"; exit {EXIT_INSTALL}; }}')
+    main_staged = q(f"$s/new/{bundle.main}").replace("'$s", '"$s"\'')
     reload = reload_command if reload_command else "kill -USR2 1"
-    script = (
-        f"printf '%s' {parts} > {new} || exit {EXIT_INSTALL}\n"
-        f"if ! out=$({shlex.quote(haproxy_bin)} -c -f {new} 2>&1); then\n"
-        f'  echo "$out"; rm -f {new}; exit {EXIT_INVALID}\n'
-        "fi\n"
-        f"mv -f {new} {live} 2>/dev/null || {{ cat {new} > {live} && rm -f {new}; }} || exit {EXIT_INSTALL}\n"
-        f"( {reload} ) 2>&1 || exit {EXIT_RELOAD}\n"
-    )
-    return Exec(["sh", "-c", script], env)
+    lines += [
+        f"if ! out=$({q(haproxy_bin)} -c -f {main_staged} 2>&1); then",
+        f'  echo "$out"; rm -rf "$s"; exit {EXIT_INVALID}',
+        "fi",
+        *(f'put {q(path)} || {{ restore; rm -rf "$s"; exit {EXIT_INSTALL}; }}' for path in order),
+        'rm -rf "$s"',
+        *(f'rm -f "$d"/{q(path)}' for path in (bundle.removed(previous))),
+        f"( {reload} ) 2>&1 || exit {EXIT_RELOAD}",
+    ]
+    return Exec(["sh", "-c", "\n".join(lines) + "\n"], env)
 
 
-def untar_one(chunks: Any) -> str | None:
-    """The text of the single file in a ``get_archive`` stream."""
+def untar(chunks: Any) -> dict[str, bytes]:
+    """``{name: bytes}`` of the regular files in a ``get_archive`` stream (names without the top directory)."""
     buf = io.BytesIO(b"".join(chunks))
+    files: dict[str, bytes] = {}
     with tarfile.open(fileobj=buf, mode="r") as tar:
         for member in tar:
             handle = tar.extractfile(member)
             if handle is not None:
-                return handle.read().decode("utf-8", errors="replace")
-    return None
+                files[member.name.split("/", 1)[1] if "/" in member.name else member.name] = handle.read()
+    return files
 
 
-class DockerExecReloader:
+class DockerExecReloader(InstallingReloader):
     """Validate and reload HAProxy inside the container named ``haproxy_container``."""
 
     def __init__(self, settings: Settings) -> None:
-        self.container_name = settings.haproxy_container
-        self.config_path = settings.haproxy_config
-        self.haproxy_bin = settings.haproxy_bin
-        self.reload_command = settings.reload_command
+        super().__init__()
+        from cosmos_reload_docker_exec.plugin import HAPROXY_CONTAINER, SHARED
+
+        config, binary, command = SHARED
+        self.container_name = settings.option(HAPROXY_CONTAINER)
+        self.config_path = settings.option(config)
+        self.haproxy_bin = settings.option(binary)
+        self.reload_command = settings.option(command)
         self._client: Any = None
-        self._applied: tuple[str, str] | None = None  # (container id + start time, config)
-        self._pending = False  # a config was installed but its reload failed
+        self._current: Any = None  # the container found by target()
+        self._reload_failure: str | None = None
 
     def _docker(self) -> Any:
         if self._client is None:
@@ -121,48 +183,60 @@ class DockerExecReloader:
             )
         return container
 
-    def _live_config(self, container: Any) -> str | None:
-        import docker.errors
+    def target(self) -> Hashable:
+        """The container's id and start time: a restarted container is compared with its files again."""
+        container = self._container()
+        self._current = container
+        return f"{container.id}@{container.attrs.get('State', {}).get('StartedAt', '')}"
 
-        try:
-            chunks, _ = container.get_archive(self.config_path)
-        except docker.errors.NotFound:
+    def live(self, bundle: Bundle) -> Bundle | None:
+        """The container's files at ``bundle``'s paths: one archive of the config (or its directory)."""
+        if not bundle.aux:
+            files = self._archive(self.config_path)
+            return Bundle({bundle.main: next(iter(files.values()))}, bundle.main) if files else None
+        files = self._archive(posixpath.dirname(self.config_path) or "/")
+        name = posixpath.basename(self.config_path)
+        found = {path: files.get(name if path == bundle.main else path) for path in bundle.files}
+        if any(data is None for data in found.values()):
             return None
-        return untar_one(chunks)
+        return Bundle(found, bundle.main)  # type: ignore[arg-type]
 
-    def reload(self, config: str) -> ReloadOutcome:
+    def _archive(self, path: str) -> dict[str, bytes]:
         import docker.errors
 
         try:
-            return self._reload(config)
+            chunks, _ = self._current.get_archive(path)
+        except docker.errors.NotFound:
+            return {}
+        return untar(chunks)
+
+    def apply(self, bundle: Bundle, previous: Bundle | None) -> ReloadOutcome:
+        """See :class:`~cosmos_core.reload.InstallingReloader`; Docker errors become ReloadError."""
+        import docker.errors
+
+        try:
+            return super().apply(bundle, previous)
         except docker.errors.DockerException as exc:
             self._client = None
             raise ReloadError(f"HAProxy container {self.container_name!r}: {exc}") from None
 
-    def _reload(self, config: str) -> ReloadOutcome:
-        container = self._container()
-        incarnation = f"{container.id}@{container.attrs.get('State', {}).get('StartedAt', '')}"
-        if self._pending:
-            pass  # the live file may equal ``config`` but HAProxy never loaded it
-        elif self._applied is None or self._applied[0] != incarnation:
-            if self._live_config(container) == config:
-                self._applied = (incarnation, config)
-                return ReloadOutcome(False, "config unchanged (already live)")
-        elif self._applied[1] == config:
-            return ReloadOutcome(False, "config unchanged")
-        self._applied = None  # the live file may change: never skip on a stale record
-        job = reload_exec(config, self.haproxy_bin, self.config_path, self.reload_command)
-        result = container.exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
+    def install(self, bundle: Bundle, previous: Bundle | None) -> None:
+        """One exec: stage, validate, install and reload (a failed reload is raised by :meth:`reload_haproxy`)."""
+        job = reload_exec(bundle, self.haproxy_bin, self.config_path, self.reload_command, previous)
+        result = self._current.exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
         output = result.output.decode("utf-8", errors="replace").strip()
         if result.exit_code == EXIT_INVALID:
             log.error("haproxy_config_invalid", container=self.container_name, output=output[-2000:])
             raise ReloadError(f"HAProxy refused the new config (kept the previous one): {output[-500:]}", invalid=True)
         if result.exit_code == EXIT_RELOAD:
-            self._pending = True
-            raise ReloadError(f"reload failed in {self.container_name} (config installed): {output[-500:]}")
-        if result.exit_code != 0:
+            self._reload_failure = f"reload failed in {self.container_name} (config installed): {output[-500:]}"
+        elif result.exit_code != 0:
             raise ReloadError(
                 f"could not install the config in {self.container_name} (exit {result.exit_code}): {output[-500:]}"
             )
-        self._applied, self._pending = (incarnation, config), False
-        return ReloadOutcome(True)
+
+    def reload_haproxy(self) -> None:
+        """The exec of :meth:`install` reloaded already; raise its reload failure, if any."""
+        failure, self._reload_failure = self._reload_failure, None
+        if failure is not None:
+            raise ReloadError(failure)

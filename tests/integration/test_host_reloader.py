@@ -1,4 +1,4 @@
-"""The ``host`` reloader with the host's real haproxy: validate, atomic write, reload."""
+"""The ``host`` reloader with the host's real haproxy: validate the staged bundle, install it as a unit, reload."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cosmos_core.builtin.host_reloader import HostReloader, make_host
+from cosmos_core.bundle import Bundle
 from cosmos_core.errors import ReloadError, ValidationError
 from cosmos_core.settings import Settings
 
@@ -34,8 +35,8 @@ def test_valid_config_is_written_and_the_command_runs(tmp_path: Path) -> None:
     live, marker = tmp_path / "etc" / "haproxy.cfg", tmp_path / "reloads"
     reloader = HostReloader(str(live), HAPROXY, f"sh -c 'echo x >> {marker}'", None)
 
-    first = reloader.reload(config(18081))
-    again = reloader.reload(config(18081))
+    first = reloader.apply(Bundle.of(config(18081)), None)
+    again = reloader.apply(Bundle.of(config(18081)), None)
 
     assert first.reloaded and not again.reloaded and again.reason == "config unchanged"
     assert live.read_text() == config(18081)
@@ -49,7 +50,7 @@ def test_refused_config_keeps_the_previous_file(tmp_path: Path) -> None:
     reloader = HostReloader(str(live), HAPROXY, f"touch {marker}", None)
 
     with pytest.raises(ReloadError, match="no-such-keyword"):
-        reloader.reload(config(18082) + "    no-such-keyword\n")
+        reloader.apply(Bundle.of(config(18082) + "    no-such-keyword\n"), None)
 
     assert live.read_text() == config(18082)
     assert not marker.exists()
@@ -59,15 +60,15 @@ def test_refused_config_keeps_the_previous_file(tmp_path: Path) -> None:
 def test_failing_reload_command_is_a_reload_error(tmp_path: Path) -> None:
     reloader = HostReloader(str(tmp_path / "haproxy.cfg"), HAPROXY, "false", None)
     with pytest.raises(ReloadError, match="reload command failed"):
-        reloader.reload(config(18083))
+        reloader.apply(Bundle.of(config(18083)), None)
 
 
 def test_refused_config_is_not_retryable_but_a_failed_reload_is(tmp_path: Path) -> None:
     reloader = HostReloader(str(tmp_path / "haproxy.cfg"), HAPROXY, "false", None)
     with pytest.raises(ReloadError) as refused:
-        reloader.reload(config(18084) + "    no-such-keyword\n")
+        reloader.apply(Bundle.of(config(18084) + "    no-such-keyword\n"), None)
     with pytest.raises(ReloadError) as failed:
-        reloader.reload(config(18084))
+        reloader.apply(Bundle.of(config(18084)), None)
     assert not refused.value.retryable and failed.value.retryable
 
 
@@ -77,17 +78,17 @@ def test_a_failed_reload_is_done_again_although_the_file_is_installed(tmp_path: 
     reloader = HostReloader(str(live), HAPROXY, command, None)
 
     with pytest.raises(ReloadError):
-        reloader.reload(config(18085))  # installed, but the reload command failed
+        reloader.apply(Bundle.of(config(18085)), None)  # installed, but the reload command failed
     assert live.read_text() == config(18085)
 
-    assert reloader.reload(config(18085)).reloaded  # not "unchanged": HAProxy never loaded it
+    assert reloader.apply(Bundle.of(config(18085)), None).reloaded  # not "unchanged": HAProxy never loaded it
     assert marker.read_text() == "x\n"
-    assert reloader.reload(config(18085)).reason == "config unchanged"
+    assert reloader.apply(Bundle.of(config(18085)), None).reason == "config unchanged"
 
 
 def test_a_reload_path_is_required(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
-        make_host(Settings(reloader="host", haproxy_config=str(tmp_path / "h.cfg")))
+        make_host(Settings(reloader="host", options={"haproxy_config": str(tmp_path / "h.cfg")}))
     assert info.value.field == "reload_command"
 
 
@@ -136,8 +137,9 @@ def wait_body(port: int, body: str, timeout: float = 10.0) -> str:
 def test_reload_through_the_master_socket(master: tuple[Path, Path, int]) -> None:
     live, sock, port = master
     wait_body(port, "one")
-    reloader = make_host(Settings(reloader="host", haproxy_config=str(live), haproxy_bin=HAPROXY, plugins={"host": {"master_socket": str(sock)}}))
+    reloader = make_host(Settings(reloader="host", options={"haproxy_config": str(live), "haproxy_bin": HAPROXY,
+                                                      "master_socket": str(sock)}))
 
-    assert reloader.reload(config(port, "two")).reloaded
+    assert reloader.apply(Bundle.of(config(port, "two")), None).reloaded
 
     assert wait_body(port, "two") == "two"

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from cosmos_reload_docker_exec import reloader
 
+from cosmos_core.bundle import Bundle
+
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 GOOD = "defaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\nfrontend f\n    bind 127.0.0.1:18080\n"
 BAD = GOOD + "    no-such-keyword here\n"
@@ -33,7 +35,7 @@ def run(job: reloader.Exec) -> subprocess.CompletedProcess[str]:
 def test_valid_config_is_installed_then_reloaded(tmp_path: Path) -> None:
     live, marker = tmp_path / "haproxy.cfg", tmp_path / "reloaded"
     live.write_text("old\n")
-    job = reloader.reload_exec(GOOD, HAPROXY, str(live), f"cat {live} > {marker}")
+    job = reloader.reload_exec(Bundle.of(GOOD), HAPROXY, str(live), f"cat {live} > {marker}")
 
     done = run(job)
 
@@ -46,7 +48,7 @@ def test_valid_config_is_installed_then_reloaded(tmp_path: Path) -> None:
 def test_refused_config_keeps_the_live_file_and_reports_haproxys_error(tmp_path: Path) -> None:
     live, marker = tmp_path / "haproxy.cfg", tmp_path / "reloaded"
     live.write_text(GOOD)
-    job = reloader.reload_exec(BAD, HAPROXY, str(live), f"touch {marker}")
+    job = reloader.reload_exec(Bundle.of(BAD), HAPROXY, str(live), f"touch {marker}")
 
     done = run(job)
 
@@ -54,12 +56,12 @@ def test_refused_config_keeps_the_live_file_and_reports_haproxys_error(tmp_path:
     assert "no-such-keyword" in done.stdout
     assert live.read_text() == GOOD
     assert not marker.exists()
-    assert not (tmp_path / ("haproxy.cfg" + reloader.SUFFIX)).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["haproxy.cfg"]  # the staging directory is gone
 
 
 def test_failing_reload_command_has_its_own_exit_code(tmp_path: Path) -> None:
     live = tmp_path / "haproxy.cfg"
-    done = run(reloader.reload_exec(GOOD, HAPROXY, str(live), "echo cannot reload; false"))
+    done = run(reloader.reload_exec(Bundle.of(GOOD), HAPROXY, str(live), "echo cannot reload; false"))
 
     assert done.returncode == reloader.EXIT_RELOAD
     assert "cannot reload" in done.stdout
@@ -69,7 +71,7 @@ def test_failing_reload_command_has_its_own_exit_code(tmp_path: Path) -> None:
 def test_large_config_is_split_across_env_vars_and_reassembled(tmp_path: Path) -> None:
     live = tmp_path / "haproxy.cfg"
     big = GOOD + "".join(f"\nbackend b{i}\n    server s{i} 10.0.{i // 250}.{i % 250 + 1}:80\n" for i in range(8000))
-    job = reloader.reload_exec(big, HAPROXY, str(live), "true")
+    job = reloader.reload_exec(Bundle.of(big), HAPROXY, str(live), "true")
 
     assert len(job.environment) == -(-len(big) // reloader.CHUNK) > 2
     assert all(len(v) <= reloader.CHUNK for v in job.environment.values())
@@ -80,10 +82,10 @@ def test_large_config_is_split_across_env_vars_and_reassembled(tmp_path: Path) -
 def test_paths_with_spaces_are_quoted(tmp_path: Path) -> None:
     live = tmp_path / "my dir" / "haproxy.cfg"
     live.parent.mkdir()
-    assert run(reloader.reload_exec(GOOD, HAPROXY, str(live), "true")).returncode == 0
+    assert run(reloader.reload_exec(Bundle.of(GOOD), HAPROXY, str(live), "true")).returncode == 0
     assert live.read_text() == GOOD
 
 
 def test_default_reload_signals_pid_1() -> None:
-    script = reloader.reload_exec(GOOD, "haproxy", "/usr/local/etc/haproxy/haproxy.cfg", None).argv[2]
+    script = reloader.reload_exec(Bundle.of(GOOD), "haproxy", "/usr/local/etc/haproxy/haproxy.cfg", None).argv[2]
     assert "kill -USR2 1" in script
