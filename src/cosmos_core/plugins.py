@@ -109,17 +109,12 @@ def register(pm: pluggy.PluginManager, plugin: Any, name: str | None = None) -> 
     try:
         pm.check_pending()
     except pluggy.PluginValidationError:
-        hooks = sorted(impl.function.__name__ for impl in _impls_of(pm, plugin) if impl.hookspec is None)
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [] if caller.spec is None)
         pm.unregister(plugin)
         known = ", ".join(sorted(hookspecs.HOOKS))
         raise UnknownHookError(f"plugin {registered!r} implements unknown hook {', '.join(map(repr, hooks))} "
                                f"(misspelled? the hooks are {known})") from None
     return registered
-
-
-def _impls_of(pm: pluggy.PluginManager, plugin: Any) -> list[Any]:
-    return [impl for caller in pm.get_hookcallers(plugin) or [] for impl in caller.get_hookimpls()
-            if impl.plugin is plugin]
 
 
 class Plugins:
