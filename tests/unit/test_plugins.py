@@ -121,3 +121,19 @@ def test_loading_plugins_does_not_import_boto3_or_docker() -> None:
             "print(sorted(m for m in ('boto3', 'botocore', 'docker', 'uvicorn', 'starlette') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_misspelled_hook_is_a_load_failure_naming_plugin_and_hook() -> None:
+    typo = plugin(cosmos_routing_mode=[Provides("x", object)])
+    typo.__name__ = "typo_plugin"
+    found = Plugins.from_plugins(typo, plugin(cosmos_routing_modes=[Provides("fine", object)]))
+    assert [f.name for f in found.failed] == ["typo_plugin"]
+    assert "'typo_plugin'" in found.failed[0].error and "'cosmos_routing_mode'" in found.failed[0].error
+    assert found.pm.get_plugin("typo_plugin") is None  # unregistered: nothing it provides is used
+    assert found.names("routing_modes") == ["fine"]
+
+
+def test_every_hook_name_is_known() -> None:
+    assert hookspecs.HOOKS == {*hookspecs.FAMILIES.values(), "cosmos_settings"}
+    for hook_name in hookspecs.HOOKS:
+        assert inspect.getdoc(getattr(hookspecs, hook_name))
