@@ -81,3 +81,50 @@ def test_settings_come_from_env_and_cosmos_toml(runner: CliRunner, tmp_path: Pat
 
     assert "'nosuch-from-toml'" in from_toml.stderr
     assert "'nosuch-from-env'" in from_env.stderr
+
+
+def test_once_exits_2_on_an_invalid_payload_file_and_stores_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    store = f"sqlite://{tmp_path}/s.db"
+    result = runner.invoke(app, ["watch", "--once", "--events", "payload", "--payload", str(bad), "--reloader", "none",
+                                 "--store", store])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("cosmos: error: payload")
+    status = runner.invoke(app, ["status", "--json", "--store", store])
+    assert json.loads(status.stdout)["tables"] == {}
+
+
+def test_once_exits_2_when_haproxy_refuses_the_config(runner: CliRunner, tmp_path: Path) -> None:
+    template = tmp_path / "bad.j2"
+    template.write_text("global\n    no-such-keyword\n")
+    config, marker = tmp_path / "h.cfg", tmp_path / "reloaded"
+    config.write_text("previous\n")
+    result = runner.invoke(
+        app, ["watch", "--once", "--events", "payload", "--payload", str(SEED), "--reloader", "host",
+              "--haproxy-config", str(config), "--reload-command", f"touch {marker}"],
+        env={"COSMOS_TEMPLATE": str(template), "COSMOS_HAPROXY_BIN": HAPROXY},
+    )
+    assert result.exit_code == 2, result.stderr
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("cosmos: error: HAProxy refused the new config") and "no-such-keyword" in error
+    assert config.read_text() == "previous\n" and not marker.exists()
+
+
+def test_payload_from_stdin_with_the_payload_option(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["watch", "--once", "--events", "payload", "--payload", "-", "--reloader", "none",
+                                 "--store", f"sqlite://{tmp_path}/s.db"], input=SEED.read_text())
+    assert result.exit_code == 0, result.stderr
+    status = runner.invoke(app, ["status", "--json", "--store", f"sqlite://{tmp_path}/s.db"])
+    assert [s["name"] for s in json.loads(status.stdout)["tables"]["astro"]] == ["app1", "app2"]
+
+
+def test_generate_output_writes_the_bundle_beside_the_main_file(runner: CliRunner, tmp_path: Path) -> None:
+    output = tmp_path / "out" / "haproxy.cfg"
+    result = runner.invoke(app, ["generate", str(SEED), "--store", f"sqlite://{tmp_path}/s.db", "--output", str(output)])
+    assert result.exit_code == 0, result.stderr
+    text = output.read_text()
+    assert "default-path config" in text and "backend app1" in text
+    check = __import__("subprocess").run([HAPROXY, "-c", "-f", str(output)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert sorted(p.name for p in output.parent.iterdir()) == ["haproxy.cfg"]

@@ -93,8 +93,13 @@ def run(argv: list[str], what: str) -> str:
         raise ReloadError(f"{what}: cannot run {argv[0]!r}: {exc}") from None
     output = (done.stdout + done.stderr).strip()
     if done.returncode != 0:
-        raise ReloadError(f"{what} failed ({done.returncode}): {output[-1000:]}")
+        raise ReloadError(f"{what} failed ({done.returncode}): {one_line(output)[-1000:]}")
     return output
+
+
+def one_line(output: str) -> str:
+    """A command's output as one line: its non-blank lines joined with ' | '."""
+    return " | ".join(line.strip() for line in output.splitlines() if line.strip())
 
 
 def master_reload(path: str) -> str:

@@ -36,6 +36,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from cosmos_core.builtin.host_reloader import one_line
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ReloadOutcome
 from cosmos_core.errors import ReloadError
@@ -224,7 +225,7 @@ class DockerExecReloader(InstallingReloader):
         """One exec: stage, validate, install and reload (a failed reload is raised by :meth:`reload_haproxy`)."""
         job = reload_exec(bundle, self.haproxy_bin, self.config_path, self.reload_command, previous)
         result = self._current.exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
-        output = result.output.decode("utf-8", errors="replace").strip()
+        output = one_line(result.output.decode("utf-8", errors="replace"))
         if result.exit_code == EXIT_INVALID:
             log.error("haproxy_config_invalid", container=self.container_name, output=output[-2000:])
             raise ReloadError(f"HAProxy refused the new config (kept the previous one): {output[-500:]}", invalid=True)
