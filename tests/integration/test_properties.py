@@ -61,7 +61,7 @@ def make_runtime() -> Runtime:
     return Runtime(Settings(store="sqlite://:memory:"), Plugins.from_plugins(routing))
 
 
-STATIC = set(pipeline.render(make_runtime(), {}).splitlines())
+STATIC = set(pipeline.render(make_runtime(), {}).config.splitlines())
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
