@@ -60,7 +60,9 @@ class LocalPass:
         return pipeline.generate(self.runtime, snapshot)
 
     def check(self) -> None:
+        """Reach the store and build the emitter (a bad template fails here, before any event)."""
         self.runtime.store.ping()
+        self.runtime.emitter  # noqa: B018 - built now, so the first pass is not slower
 
 
 class RemotePass:
