@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +137,9 @@ def install(bundle: Bundle, main_path: str | os.PathLike[str], previous: Bundle 
 
     The staging directory is always removed.
     """
+    import shutil
+    import tempfile
+
     main = Path(main_path)
     main.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".cosmos-stage-", dir=main.parent))
@@ -174,6 +175,8 @@ def _move_in(bundle: Bundle, main: Path, staged: Path, backup: Path) -> None:
 
 
 def _keep(target: Path, saved: Path) -> None:
+    import shutil
+
     try:
         os.link(target, saved)
     except OSError:
@@ -182,6 +185,8 @@ def _keep(target: Path, saved: Path) -> None:
 
 def _replace(source: Path, target: Path) -> None:
     """``os.replace``, or an in-place copy where the target cannot be replaced (a bind-mounted file)."""
+    import shutil
+
     try:
         os.replace(source, target)
     except OSError:
