@@ -105,9 +105,9 @@ def watch(
     if once and stats.failures:
         typer.echo(f"cosmos: error: {stats.last_error}", err=True)
         raise typer.Exit(stats.last_exit_code or 1)
-    if stats.source_failed:
+    if stats.source_failed:  # the source ended with an error (a bug, or an unreadable payload)
         typer.echo(f"cosmos: error: {stats.last_error}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(stats.last_exit_code or 1)
 
 
 #: What ``cosmos watch`` uses when nothing is configured, and the plugin that provides it.
