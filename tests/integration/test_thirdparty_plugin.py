@@ -14,17 +14,21 @@ FIXTURE = Path(__file__).parents[1] / "fixtures" / "thirdparty_routing"
 COSMOS = [sys.executable, "-c", "from cosmos_core.cli import main; main()"]
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> dict[str, str]:
-    target = tmp_path_factory.mktemp("site")
+def pip_install(fixture: Path, target: Path) -> dict[str, str]:
+    """Install ``fixture`` into ``target``: the environment of a ``cosmos`` that sees it (no COSMOS_* vars)."""
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(target), str(FIXTURE)],
+         "--disable-pip-version-check", "--target", str(target), str(fixture)],
         check=True, capture_output=True,
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_")}
     env["PYTHONPATH"] = str(target)
     return env
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> dict[str, str]:
+    return pip_install(FIXTURE, tmp_path_factory.mktemp("site"))
 
 
 def run(env, *args, input=None):
@@ -73,15 +77,7 @@ SEED = Path(__file__).parents[2] / "examples" / "seed-payload.json"
 
 @pytest.fixture(scope="module")
 def installed_drop(tmp_path_factory) -> dict[str, str]:
-    target = tmp_path_factory.mktemp("site-drop")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(target), str(DROP_FIXTURE)],
-        check=True, capture_output=True,
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_")}
-    env["PYTHONPATH"] = str(target)
-    return env
+    return pip_install(DROP_FIXTURE, tmp_path_factory.mktemp("site-drop"))
 
 
 def run_in(cwd: Path, env, *args, input=None):

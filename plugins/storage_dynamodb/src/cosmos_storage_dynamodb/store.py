@@ -14,7 +14,6 @@ backoff) for the changed items only.  boto3 is imported inside functions.
 from __future__ import annotations
 
 import json
-import random
 import re
 import threading
 import time
@@ -25,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cosmos_core.backoff import Backoff
 from cosmos_core.contracts import ApplyResult, StoreURL
 from cosmos_core.errors import ConflictError, CosmosError, StoreError, ValidationError
 from cosmos_core.logs import get_logger
@@ -41,6 +41,8 @@ BATCH_SIZE = 25
 WRITE_THREADS = 4
 #: BatchWriteItem rounds for UnprocessedItems before giving up.
 UNPROCESSED_ROUNDS = 8
+#: Delay before re-sending unprocessed items: 0.1 s doubling to 2 s, in [d/2, d].
+UNPROCESSED_BACKOFF = Backoff(0.1, 2.0, jitter="equal")
 #: botocore's own retries (standard mode: throttling, 5xx, connection errors).
 DEFAULT_MAX_ATTEMPTS = 5
 WAIT_DELAY_S = 1
@@ -347,7 +349,7 @@ class DynamoDBStore:
             if not pending:
                 return
             log.info("unprocessed_items", table=physical, count=len(pending), attempt=attempt)
-            self._sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+            self._sleep(UNPROCESSED_BACKOFF.delay(attempt))
         raise StoreError(
             f"store dynamodb table {physical!r}: {len(pending)} item(s) still unprocessed after "
             f"{UNPROCESSED_ROUNDS} BatchWriteItem rounds (throttled); the next run repairs the state"
