@@ -117,6 +117,7 @@ class Declared:
     env: dict[str, str] = field(default_factory=dict)  # env var -> name
     tables: dict[str, dict[str, str]] = field(default_factory=dict)  # section -> key -> name
     sections: dict[tuple[str, str], str] = field(default_factory=dict)  # (plugin, name) -> section
+    records: dict[tuple[str, str], Setting] = field(default_factory=dict)  # (plugin, name) -> its own record
     partial: bool = False  # a plugin failed to load: unknown keys may be its
 
     @staticmethod
@@ -154,14 +155,15 @@ class Declared:
         self.env[record.env_var] = name
         table[record.table_key] = name
         self.sections[(plugin, name)] = section
+        self.records[(plugin, name)] = record
 
     def describe(self, plugin: str) -> list[dict[str, Any]]:
         """``plugin``'s settings as JSON-ready records (for ``cosmos plugins --json``), sorted by name."""
         return [
             {"name": name, "type": record.type.__name__, "default": record.default, "help": record.help,
-             "env": record.env_var, "table": f"plugins.{self.sections[(plugin, name)]}", "key": record.table_key}
-            for name, record in sorted(self.by_name.items())
-            if plugin in self.owners[name]
+             "env": record.env_var, "table": f"plugins.{self.sections[(owner, name)]}", "key": record.table_key}
+            for (owner, name), record in sorted(self.records.items())
+            if owner == plugin
         ]
 
     def optional(self, name: str) -> bool:

@@ -89,3 +89,53 @@ def test_paths_with_spaces_are_quoted(tmp_path: Path) -> None:
 def test_default_reload_signals_pid_1() -> None:
     script = reloader.reload_exec(Bundle.of(GOOD), "haproxy", "/usr/local/etc/haproxy/haproxy.cfg", None).argv[2]
     assert "kill -USR2 1" in script
+
+
+# HAProxy 2.6 resolves a map path against default-path in http-request rules, but not inside a
+# use_backend %[...] expression (parsed after the config): look the map up in a variable first.
+MAPPED = ("global\n    default-path config\n\n" + GOOD +
+          "    http-request set-var(txn.backend) req.hdr(host),lower,map(maps/hosts.map,none)\n"
+          "    use_backend %[var(txn.backend)]\n\nbackend web\n    server w 127.0.0.1:8081\n")
+
+
+def files(directory: Path) -> dict[str, str]:
+    return {str(p.relative_to(directory)): p.read_text() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_bundle_is_validated_as_a_set_and_installed_with_its_aux_files(tmp_path: Path) -> None:
+    live = tmp_path / "haproxy.cfg"
+    first = Bundle.of(MAPPED, {"maps/hosts.map": b"a.test web\n", "maps/old.map": b"x\n"})
+    assert run(reloader.reload_exec(first, HAPROXY, str(live), "true")).returncode == 0
+    assert files(tmp_path) == {"haproxy.cfg": MAPPED, "maps/hosts.map": "a.test web\n", "maps/old.map": "x\n"}
+
+    second = Bundle.of(MAPPED, {"maps/hosts.map": b"b.test web\n"})
+    assert run(reloader.reload_exec(second, HAPROXY, str(live), "true", previous=first)).returncode == 0
+    assert files(tmp_path) == {"haproxy.cfg": MAPPED, "maps/hosts.map": "b.test web\n"}  # old.map dropped
+
+
+def test_a_refused_bundle_leaves_every_previous_file(tmp_path: Path) -> None:
+    live, marker = tmp_path / "haproxy.cfg", tmp_path / "reloaded"
+    good = Bundle.of(MAPPED, {"maps/hosts.map": b"a.test web\n"})
+    run(reloader.reload_exec(good, HAPROXY, str(live), "true"))
+    without_map = Bundle.of(MAPPED.replace("maps/hosts.map", "maps/missing.map"), {"maps/hosts.map": b"c.test web\n"})
+
+    done = run(reloader.reload_exec(without_map, HAPROXY, str(live), f"touch {marker}", previous=good))
+
+    assert done.returncode == reloader.EXIT_INVALID and "missing.map" in done.stdout
+    assert files(tmp_path) == {"haproxy.cfg": MAPPED, "maps/hosts.map": "a.test web\n"}
+    assert not marker.exists()
+
+
+def test_a_failed_move_restores_the_files_already_moved(tmp_path: Path) -> None:
+    live = tmp_path / "haproxy.cfg"
+    good = Bundle.of(MAPPED, {"maps/hosts.map": b"a.test web\n"})
+    run(reloader.reload_exec(good, HAPROXY, str(live), "true"))
+    (tmp_path / "maps" / "z.map").mkdir()  # a directory where a file must go: its move fails
+    (tmp_path / "maps" / "z.map" / "keep").write_text("")
+    bundle = Bundle.of(MAPPED, {"maps/hosts.map": b"new web\n", "maps/z.map": b"z\n"})
+
+    done = run(reloader.reload_exec(bundle, HAPROXY, str(live), "true"))
+
+    assert done.returncode == reloader.EXIT_INSTALL
+    assert (tmp_path / "maps" / "hosts.map").read_text() == "a.test web\n"
+    assert live.read_text() == MAPPED and not (tmp_path / ".cosmos-stage").exists()
