@@ -37,23 +37,27 @@ def payload(services: int, containers: int = 2) -> dict:
     return {"tableName": "bench", "runningServices": running, "candidateServices": candidates}
 
 
-def run(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one process."""
+def run(argv: list[str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one process.
+
+    CPU time is much less sensitive than wall time to other work on a shared machine.
+    """
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{argv} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
-def stats(samples: list[tuple[float, int]]) -> dict:
-    times = sorted(t for t, _ in samples)
+def stats(samples: list[tuple[float, int, float]]) -> dict:
+    times = sorted(t for t, _, _ in samples)
     return {
         "median_s": round(statistics.median(times), 3),
         "p90_s": round(times[min(len(times) - 1, int(len(times) * 0.9))], 3),
-        "max_rss_mb": round(max(r for _, r in samples) / 1024, 1),
+        "cpu_median_s": round(statistics.median(c for _, _, c in samples), 3),
+        "max_rss_mb": round(max(r for _, r, _ in samples) / 1024, 1),
         "runs": len(times),
     }
 
@@ -68,7 +72,7 @@ def main() -> None:
         files[name] = work / f"{name}.json"
         files[name].write_text(json.dumps(payload(size)))
 
-    samples: dict[str, list[tuple[float, int]]] = {}
+    samples: dict[str, list[tuple[float, int, float]]] = {}
 
     def record(name: str, argv: list[str]) -> None:
         samples.setdefault(name, []).append(run(argv))
@@ -85,10 +89,11 @@ def main() -> None:
         record("10k repeat", [*COSMOS, str(files["10k"]), "--store", store])
 
     results = {name: stats(s) for name, s in samples.items()}
-    floor = results["floor"]["median_s"]
-    print(f"{'case':<14} {'median':>8} {'p90':>8} {'over floor':>11} {'peak RSS':>9}")
+    floor, floor_cpu = results["floor"]["median_s"], results["floor"]["cpu_median_s"]
+    print(f"{'case':<14} {'median':>8} {'p90':>8} {'over floor':>11} {'cpu':>7} {'cpu over':>9} {'peak RSS':>9}")
     for name, r in results.items():
-        print(f"{name:<14} {r['median_s']:>7.3f}s {r['p90_s']:>7.3f}s {r['median_s'] - floor:>+10.3f}s {r['max_rss_mb']:>7.1f}MB")
+        print(f"{name:<14} {r['median_s']:>7.3f}s {r['p90_s']:>7.3f}s {r['median_s'] - floor:>+10.3f}s "
+              f"{r['cpu_median_s']:>6.3f}s {r['cpu_median_s'] - floor_cpu:>+8.3f}s {r['max_rss_mb']:>7.1f}MB")
     print(json.dumps(results))
 
 
