@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from cosmos_core.errors import ValidationError
+from cosmos_core.options import CONTAINER_OPTIONS, SERVICE_OPTIONS, Options, freeze
 from cosmos_core.validate import (
     CONTAINER_ID_RE,
     DEFAULT_MODE,
@@ -32,12 +33,14 @@ __all__ = ["DEFAULT_MODE", "Change", "Container", "Plan", "RunningContainer", "S
 class Container:
     """One instance of a service: a container id and the address HAProxy reaches it at.
 
-    ``port`` may be ``None``: the service's port applies then.
+    ``port`` may be ``None``: the service's port applies then.  ``options`` are
+    per-server options (:data:`cosmos_core.options.CONTAINER_OPTIONS`).
     """
 
     id: str
     host: str
     port: int | None = None
+    options: Options = ()
 
     def __post_init__(self) -> None:
         if type(self.id) is not str or not CONTAINER_ID_RE.fullmatch(self.id):
@@ -46,6 +49,8 @@ class Container:
         port = self.port
         if port is not None and not (type(port) is int and 0 < port < 65536):
             object.__setattr__(self, "port", check_port(port, "port"))
+        if self.options:
+            object.__setattr__(self, "options", check_options(self.options, CONTAINER_OPTIONS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ class Service:
     cookie: str | None = None
     port: int | None = None
     containers: tuple[Container, ...] = ()
+    options: Options = ()
 
     def __post_init__(self) -> None:
         self._validate(_SERVICE_FIELDS)
@@ -65,7 +71,10 @@ class Service:
     def _validate(self, names: Iterable[str]) -> None:
         """Check (and normalise) the named fields, then the containers' ports."""
         for name in names:
-            if name != "containers":
+            if name == "options":
+                if self.options:
+                    object.__setattr__(self, "options", check_options(self.options, SERVICE_OPTIONS))
+            elif name != "containers":
                 value = _SERVICE_CHECKS[name](getattr(self, name), _SERVICE_LABELS[name])
                 object.__setattr__(self, name, value)
         unique = {c.id: c for c in self.containers}
@@ -91,8 +100,12 @@ class Service:
 
     @property
     def settings(self) -> tuple[str, str, str | None, int | None]:
-        """The routing settings, without containers: what a candidate replaces."""
+        """The routing settings, without containers and options."""
         return (self.mode, self.predicate, self.cookie, self.port)
+
+    def same_settings(self, other: "Service") -> bool:
+        """Equal routing settings and options: what a candidate replaces."""
+        return self.settings == other.settings and self.options == other.options
 
     def endpoint(self, container: Container) -> str:
         """``host:port`` (``[v6]:port``) for a container of this service."""
@@ -108,12 +121,29 @@ class Service:
             "cookie": self.cookie,
             "port": self.port,
             "containers": [
-                {"id": c.id, "address": self.endpoint(c)} for c in self.containers
+                {"id": c.id, "address": self.endpoint(c), **({"options": dict(c.options)} if c.options else {})}
+                for c in self.containers
             ],
+            **({"options": dict(self.options)} if self.options else {}),
         }
 
 
-_SERVICE_FIELDS = ("name", "mode", "predicate", "cookie", "port", "containers")
+def check_options(options: Any, registry: Mapping[str, Any], field_name: str = "options") -> Options:
+    """``options`` as sorted ``(key, value)`` pairs, every key declared in ``registry`` and every value checked."""
+    try:
+        pairs = dict(options)
+    except (TypeError, ValueError):
+        raise ValidationError(field_name, options, "must be (key, value) pairs") from None
+    checked = {}
+    for key, value in pairs.items():
+        spec = registry.get(key)
+        if spec is None:
+            raise ValidationError(f"{field_name}.{key}", value, "is not a known option")
+        checked[key] = spec.check(value, f"{field_name}.{key}")
+    return freeze(checked)
+
+
+_SERVICE_FIELDS = ("name", "mode", "predicate", "cookie", "port", "containers", "options")
 _SERVICE_CHECKS = {"name": check_name, "mode": check_mode, "predicate": check_predicate,
                    "cookie": check_cookie, "port": check_port}
 _SERVICE_LABELS = {"name": "serviceName", "mode": "configMode", "predicate": "predicate",
@@ -162,7 +192,7 @@ class Change:
     def settings_changed(self) -> bool:
         if self.before is None or self.after is None:
             return True
-        return self.before.settings != self.after.settings
+        return not self.before.same_settings(self.after)
 
     @property
     def added(self) -> tuple[Container, ...]:

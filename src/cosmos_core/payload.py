@@ -16,6 +16,7 @@ import json
 from dataclasses import replace
 from typing import Any, Iterable
 
+from cosmos_core import options as opts
 from cosmos_core.errors import ValidationError
 from cosmos_core.model import (
     Container,
@@ -90,8 +91,9 @@ def _container(path: str, item: dict[str, Any]) -> Container:
     port = check_port(item.get("port"), f"{path}.port")
     if ip_port is not None and port is not None and ip_port != port:
         raise ValidationError(f"{path}.port", item.get("port"), f"disagrees with the port in ip {ip!r}")
+    options = opts.from_payload(item, opts.CONTAINER_OPTIONS, path)
     try:
-        return Container(id=item.get("id"), host=host, port=ip_port if ip_port is not None else port)
+        return Container(id=item.get("id"), host=host, port=ip_port if ip_port is not None else port, options=options)
     except ValidationError as exc:
         raise exc.within(path) from None
 
@@ -108,13 +110,14 @@ def _candidate(path: str, item: dict[str, Any]) -> Service:
     predicate = check_predicate(item.get("predicate"), f"{path}.predicate")
     cookie = check_cookie(item.get("cookie"), f"{path}.cookie")
     port = check_port(item.get("port"), f"{path}.port")
+    options = opts.from_payload(item, opts.SERVICE_OPTIONS, path)
     containers = [
         _container(cpath, citem) for cpath, citem in _items(f"{path}.containers", item.get("containers", []))
     ]
     # No port is inferred from the containers (the 2016 dialect puts it in each ip):
     # a candidate without ``port`` keeps the stored service port (reconcile rule 3).
     try:
-        return Service(name, mode, predicate, cookie, port, tuple(containers))
+        return Service(name, mode, predicate, cookie, port, tuple(containers), options)
     except ValidationError as exc:
         raise exc.within(path) from None
 
@@ -126,7 +129,7 @@ def _merge_candidates(key: str, value: Any) -> Iterable[Service]:
         service = _candidate(path, item)
         if service.name in merged:
             first_path, first = merged[service.name]
-            if first.settings != service.settings:
+            if not first.same_settings(service):
                 raise ValidationError(
                     path, service.name, f"settings conflict with {first_path} for the same service"
                 )
@@ -178,6 +181,7 @@ def _dump_container(container: Container) -> dict[str, Any]:
     item: dict[str, Any] = {"id": container.id, "ip": container.host}
     if container.port is not None:
         item["port"] = container.port
+    item.update(opts.to_payload(container.options, opts.CONTAINER_OPTIONS))
     return item
 
 
@@ -187,5 +191,6 @@ def _dump_service(service: Service) -> dict[str, Any]:
         item["cookie"] = service.cookie
     if service.port is not None:
         item["port"] = service.port
+    item.update(opts.to_payload(service.options, opts.SERVICE_OPTIONS))
     item["containers"] = [_dump_container(c) for c in service.containers]
     return item

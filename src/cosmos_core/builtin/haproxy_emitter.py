@@ -8,9 +8,9 @@ own jinja2 file; it receives ``services`` (each with ``servers``), ``routes``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import Provides, Route
@@ -28,6 +28,7 @@ class ServerView:
     id: str
     address: str
     cookie: str
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,15 @@ class ServiceView:
     predicate: str
     cookie: str | None
     servers: tuple[ServerView, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def view(service: Service) -> ServiceView:
     """What the template sees of a service: servers with their own cookie values."""
-    servers = tuple(ServerView(c.id, service.endpoint(c), cookie_value(c.id)) for c in service.containers)
-    return ServiceView(service.name, service.mode, service.predicate, service.cookie, servers)
+    servers = tuple(
+        ServerView(c.id, service.endpoint(c), cookie_value(c.id), dict(c.options)) for c in service.containers
+    )
+    return ServiceView(service.name, service.mode, service.predicate, service.cookie, servers, dict(service.options))
 
 
 def cookie_value(container_id: str) -> str:

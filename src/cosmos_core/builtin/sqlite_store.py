@@ -13,6 +13,7 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Iterator
 
+from cosmos_core import options as opts
 from cosmos_core.contracts import ApplyResult, Provides, StoreURL
 from cosmos_core.errors import ConflictError, StoreError, ValidationError
 from cosmos_core.hookspecs import hookimpl
@@ -22,10 +23,10 @@ from cosmos_core.settings import Settings, default_store_url
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS services (
     tbl TEXT NOT NULL, name TEXT NOT NULL, mode TEXT NOT NULL, predicate TEXT NOT NULL,
-    cookie TEXT, port INTEGER, PRIMARY KEY (tbl, name)) WITHOUT ROWID;
+    cookie TEXT, port INTEGER, options TEXT, PRIMARY KEY (tbl, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS containers (
     tbl TEXT NOT NULL, service TEXT NOT NULL, id TEXT NOT NULL, host TEXT NOT NULL,
-    port INTEGER, PRIMARY KEY (tbl, service, id)) WITHOUT ROWID;
+    port INTEGER, options TEXT, PRIMARY KEY (tbl, service, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS revisions (
     tbl TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
 """
@@ -52,6 +53,7 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
+            _migrate(conn)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"store sqlite://{self.path}: cannot open ({exc}); check the path and its permissions") from None
         return conn
@@ -63,27 +65,30 @@ class SQLiteStore:
             try:
                 revision = self._revision(table)
                 rows = conn.execute(
-                    "SELECT name, mode, predicate, cookie, port FROM services WHERE tbl = ? ORDER BY name", (table,)
+                    "SELECT name, mode, predicate, cookie, port, options FROM services WHERE tbl = ? ORDER BY name",
+                    (table,),
                 ).fetchall()
                 members: dict[str, list[Container]] = {}
-                for service, cid, host, port in conn.execute(
-                    "SELECT service, id, host, port FROM containers WHERE tbl = ? ORDER BY service, id", (table,)
+                for service, cid, host, port, options in conn.execute(
+                    "SELECT service, id, host, port, options FROM containers WHERE tbl = ? ORDER BY service, id",
+                    (table,),
                 ):
-                    members.setdefault(service, []).append(self._container(table, cid, host, port))
+                    members.setdefault(service, []).append(self._container(table, cid, host, port, options))
             finally:
                 conn.execute("COMMIT")
         try:
             services = {
-                name: Service(name, mode, predicate, cookie, port, tuple(members.get(name, ())))
-                for name, mode, predicate, cookie, port in rows
+                name: Service(name, mode, predicate, cookie, port, tuple(members.get(name, ())),
+                              opts.decode(options, opts.SERVICE_OPTIONS, f"service {name}"))
+                for name, mode, predicate, cookie, port, options in rows
             }
         except ValidationError as exc:
             raise StoreError(f"store sqlite://{self.path}: table {table!r} holds an invalid row ({exc})") from None
         return State(services, token=revision)
 
-    def _container(self, table: str, cid: str, host: str, port: int | None) -> Container:
+    def _container(self, table: str, cid: str, host: str, port: int | None, options: str | None) -> Container:
         try:
-            return Container(cid, host, port)
+            return Container(cid, host, port, opts.decode(options, opts.CONTAINER_OPTIONS, f"container {cid}"))
         except ValidationError as exc:
             raise StoreError(f"store sqlite://{self.path}: table {table!r} holds an invalid row ({exc})") from None
 
@@ -121,8 +126,9 @@ class SQLiteStore:
         if change.settings_changed:
             after = change.after
             conn.execute(
-                "INSERT OR REPLACE INTO services (tbl, name, mode, predicate, cookie, port) VALUES (?, ?, ?, ?, ?, ?)",
-                (table, after.name, after.mode, after.predicate, after.cookie, after.port),
+                "INSERT OR REPLACE INTO services (tbl, name, mode, predicate, cookie, port, options) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (table, after.name, after.mode, after.predicate, after.cookie, after.port, opts.encode(after.options)),
             )
             written += 1
         conn.executemany(
@@ -130,8 +136,8 @@ class SQLiteStore:
             [(table, change.name, c.id) for c in change.removed],
         )
         conn.executemany(
-            "INSERT OR REPLACE INTO containers (tbl, service, id, host, port) VALUES (?, ?, ?, ?, ?)",
-            [(table, change.name, c.id, c.host, c.port) for c in change.added],
+            "INSERT OR REPLACE INTO containers (tbl, service, id, host, port, options) VALUES (?, ?, ?, ?, ?, ?)",
+            [(table, change.name, c.id, c.host, c.port, opts.encode(c.options)) for c in change.added],
         )
         return written + len(change.added), len(change.removed)
 
@@ -159,6 +165,14 @@ class SQLiteStore:
             yield
         except sqlite3.Error as exc:
             raise StoreError(f"store sqlite://{self.path}: {exc}") from None
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the ``options`` columns to a database written before they existed."""
+    for table in ("services", "containers"):
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if "options" not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN options TEXT")
 
 
 def open_store(url: StoreURL, settings: Settings) -> SQLiteStore:

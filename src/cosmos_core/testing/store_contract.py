@@ -293,6 +293,23 @@ class StoreContract:
 
     # ---------------------------------------------------------- unicode
 
+    def test_service_and_container_options_round_trip_and_change(
+        self, store: StateStore, make_store: StoreFactory, table: str
+    ) -> None:
+        from cosmos_core.testing.options import registered_test_options
+
+        with registered_test_options():
+            tuned = Service("tuned", "host", "t.example.com", None, 80,
+                            (Container("c1", "10.0.0.1", options=(("test_weight", 7),)), Container("c2", "10.0.0.2")),
+                            options=(("test_algo", "leastconn"), ("test_nets", ("10.0.0.0/8", "::1/128"))))
+            write(store, table, {"tuned": tuned})
+            assert self.reopen(make_store, table) == {"tuned": tuned}
+            retuned = tuned.derive(options=(("test_algo", "first"),),
+                                   containers=(Container("c1", "10.0.0.1"), Container("c2", "10.0.0.2")))
+            result = write(store, table, {"tuned": retuned})
+            assert result.written >= 1
+            assert self.reopen(make_store, table) == {"tuned": retuned}
+
     @pytest.mark.parametrize("field", sorted(UNICODE_PROBES))
     def test_unicode_is_refused_by_the_model_or_round_trips(
         self, field: str, store: StateStore, make_store: StoreFactory, table: str

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cosmos_core import options as opts
 from cosmos_core.errors import CosmosError, ValidationError
 from cosmos_core.model import (
     Container,
@@ -195,8 +196,11 @@ def parse(attrs: Mapping[str, Any], check: PredicateCheck | None = None, name_fi
             raise ValidationError(found["port"].origin, None, "is required: the image exposes no single port")
         current = "network"
         host = check_host(address(attrs, found["network"]), found["network"].origin)
-        container = Container(check_container_id(str(attrs.get("Id", ""))[:ID_LENGTH]), host, port)
-        entry = Service(service, mode, predicate, cookie, port, (container,))
+        labels = config.get("Labels") or {}
+        container = Container(check_container_id(str(attrs.get("Id", ""))[:ID_LENGTH]), host, port,
+                              opts.from_labels(labels, opts.CONTAINER_OPTIONS))
+        entry = Service(service, mode, predicate, cookie, port, (container,),
+                        opts.from_labels(labels, opts.SERVICE_OPTIONS))
     except ValidationError as exc:
         return Parsed(problem=LabelProblem(name, exc.field, str(exc)))
     except CosmosError as exc:  # an unknown routing mode names its field itself
@@ -221,7 +225,7 @@ def snapshot(entries: Iterable[Entry], table: str | None) -> Snapshot:
         containers = tuple(e.container for e in group)
         running.extend(RunningContainer(name, c) for c in containers)
         candidates.append(
-            Service(newest.name, newest.mode, newest.predicate, newest.cookie, newest.port, containers)
+            Service(newest.name, newest.mode, newest.predicate, newest.cookie, newest.port, containers, newest.options)
         )
     return Snapshot(table, tuple(sorted(running, key=lambda r: (r.service, r.container.id))), tuple(candidates))
 

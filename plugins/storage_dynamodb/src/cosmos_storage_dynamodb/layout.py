@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cosmos_core import options as opts
 from cosmos_core.errors import ValidationError
 from cosmos_core.model import Container, Plan, Service
 
@@ -37,7 +38,7 @@ CONTAINER_PREFIX = "ctr#"
 #: The attribute a multi-host table enables as its TTL attribute.
 EXPIRES = "expires"
 #: What ``load`` projects: everything but pk, owner and the write stamps.
-LOAD_ATTRIBUTES = ("sk", "rev", "mode", "predicate", "cookie", "port", "host")
+LOAD_ATTRIBUTES = ("sk", "rev", "mode", "predicate", "cookie", "port", "host", "options")
 
 Item = dict[str, dict[str, Any]]
 
@@ -70,6 +71,8 @@ def service_item(namespace: str, service: Service, revision: int) -> Item:
         item["cookie"] = _s(service.cookie)
     if service.port is not None:
         item["port"] = _n(service.port)
+    if service.options:
+        item["options"] = _s(opts.encode(service.options) or "")
     return item
 
 
@@ -80,6 +83,8 @@ def container_item(
     item.update(host=_s(container.host), owner=_s(owner), at=_n(revision))
     if container.port is not None:
         item["port"] = _n(container.port)
+    if container.options:
+        item["options"] = _s(opts.encode(container.options) or "")
     return item
 
 
@@ -119,7 +124,8 @@ def decode(items: Iterable[Item], owner: str = SHARED_OWNER) -> Decoded:
             port = _optional_int(item, "port")
             containers = []
             for sk, container_id, member in members.pop(name, []):
-                container = Container(container_id, member["host"]["S"], _optional_int(member, "port"))
+                container = Container(container_id, member["host"]["S"], _optional_int(member, "port"),
+                                      _options(member, opts.CONTAINER_OPTIONS, sk))
                 if container.port is None and port is None:
                     skipped.append(sk)  # left by an interrupted run: nowhere to send traffic
                 else:
@@ -131,6 +137,7 @@ def decode(items: Iterable[Item], owner: str = SHARED_OWNER) -> Decoded:
                 cookie=item["cookie"]["S"] if "cookie" in item else None,
                 port=port,
                 containers=tuple(containers),
+                options=_options(item, opts.SERVICE_OPTIONS, item[SK]["S"]),
             )
         except ValidationError as exc:
             raise exc.within(f"item {item[SK]['S']}") from None
@@ -138,6 +145,10 @@ def decode(items: Iterable[Item], owner: str = SHARED_OWNER) -> Decoded:
             raise ValidationError(f"item {item[SK]['S']}", item, f"is malformed ({exc!r})") from None
     skipped.extend(sk for orphans in members.values() for sk, _, _ in orphans)
     return Decoded(services, revision, tuple(sorted(skipped)))
+
+
+def _options(item: Item, specs: Any, where: str) -> Any:
+    return opts.decode(item["options"]["S"], specs, where) if "options" in item else ()
 
 
 def _optional_int(item: Item, key: str) -> int | None:
