@@ -23,7 +23,7 @@ from cosmos_core.logs import get_logger
 from cosmos_core.model import Plan, Service, Snapshot
 from cosmos_core.reconcile import diff, reconcile
 from cosmos_core.runtime import Runtime
-from cosmos_core.validate import check_config_line
+from cosmos_core.validate import check_config_line, check_routed_predicate
 
 MAX_ATTEMPTS = 10
 #: Store-conflict retries: 20 ms doubling, full jitter (racing writers spread out).
@@ -63,6 +63,7 @@ def validate_routing(snapshot: Snapshot, routing: RoutingLookup) -> Snapshot:
             predicate = mode.normalize(service.predicate)
         except ValueError as exc:
             raise ValidationError(f"{path}.predicate", service.predicate, str(exc)) from None
+        check_routed_predicate(predicate, f"{path}.predicate")
         candidates.append(service if predicate == service.predicate else service.derive(predicate=predicate))
     return replace(snapshot, candidates=tuple(candidates))
 
@@ -73,7 +74,7 @@ def build_routes(services: Iterable[Service], routing: RoutingLookup) -> list[Ro
     for service in services:
         mode = routing(service.mode, f"store: {service.name}.mode")
         try:
-            valid = mode.normalize(service.predicate) == service.predicate
+            valid = check_routed_predicate(mode.normalize(service.predicate)) == service.predicate
         except ValueError:
             valid = False
         if not valid:  # written by another tool or version: never render it

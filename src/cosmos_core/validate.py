@@ -31,8 +31,8 @@ _COOKIE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # such as -i or -m).  Refused: space and control characters, quotes, '\', '#'
 # (comment), '$' (env expansion), braces, parentheses and ',' (converter
 # arguments: "),map("), brackets, < > | & ? ^ ` and non-ASCII.
-_PREDICATE = re.compile(r"[A-Za-z0-9._~/:@%+=;!*][A-Za-z0-9._~/:@%+=;!*-]{0,254}")
-PREDICATE_RULE = ("must be 1-255 characters of letters, digits and . _ ~ / : @ % + = ; ! * -, not starting with '-' "
+_PREDICATE = re.compile(r"[A-Za-z0-9._~/:@%+=;!*-]{1,255}")
+PREDICATE_RULE = ("must be 1-255 characters of letters, digits and . _ ~ / : @ % + = ; ! * - "
                   "(no spaces, quotes, '#', '$', '\\', braces, parentheses, brackets, ',', < > | & ? ^ `)")
 CONFIG_LINE_MAX = 1024
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -82,12 +82,23 @@ def check_cookie(value: Any, field_name: str = "cookie") -> str | None:
 
 
 def check_predicate(value: Any, field_name: str = "predicate") -> str:
-    """A predicate every routing mode may receive; see :data:`PREDICATE_RULE` for what is refused.
+    """A raw predicate, as a payload or label gives it; see :data:`PREDICATE_RULE` for what is refused.
 
-    Also refused: ``=-`` (a flag after a ``NAME=VALUE`` split).  The mode's own
-    ``normalize`` checks the rest (a host name, a path, each part it splits off).
+    The mode's ``normalize`` then checks what the predicate means (a host
+    name, a path...) and :func:`check_routed_predicate` what it returns.
     """
-    _token(value, field_name, _PREDICATE, PREDICATE_RULE)
+    return _token(value, field_name, _PREDICATE, PREDICATE_RULE)
+
+
+def check_routed_predicate(value: Any, field_name: str = "predicate") -> str:
+    """A predicate as a mode's ``normalize`` returned it: :func:`check_predicate`, and also
+    neither a leading ``-`` nor ``=-`` (a flag such as ``-i``, alone or after a ``NAME=VALUE`` split).
+
+    The raw ``-a`` a path mode turns into ``/-a`` passes; a mode that keeps ``-i``
+    or ``X-Tenant=-i`` is refused.
+    """
+    check_predicate(value, field_name)
+    _require(not value.startswith("-"), field_name, value, "must not start with '-' (a flag such as -i)")
     _require("=-" not in value, field_name, value, "must not have '-' right after '=' (a flag such as -i)")
     return value
 

@@ -105,7 +105,7 @@ def test_a_stored_predicate_its_mode_refuses_is_never_rendered() -> None:
     from cosmos_core.errors import StoreError
     from cosmos_core.model import Container, Service
 
-    bad = Service("a", "host", "not_a_host", None, 80, (Container("c1", "10.0.0.1"),))
+    bad = Service("a", "host", "-f", None, 80, (Container("c1", "10.0.0.1"),))
     with pytest.raises(StoreError, match="predicate"):
         render(runtime(), {"a": bad})
 

@@ -20,7 +20,7 @@ from cosmos_core.pipeline import generate
 from cosmos_core.plugins import Plugins
 from cosmos_core.runtime import Runtime
 from cosmos_core.settings import Settings
-from cosmos_core.validate import check_config_line, check_predicate
+from cosmos_core.validate import check_config_line, check_predicate, check_routed_predicate
 
 
 class Mode:
@@ -77,11 +77,23 @@ def test_good_criteria_are_rendered(tmp_path) -> None:
     assert "    acl web req.hdr(x-tenant),lower -m str acme\n" in generate(runtime, snapshot()).config
 
 
-@pytest.mark.parametrize("predicate", ["X-Tenant),map(/etc/passwd=acme", "X-Tenant=-i", "-i", "a,b", "a b",
+@pytest.mark.parametrize("predicate", ["X-Tenant),map(/etc/passwd=acme", "a,b", "a b",
                                        "a\nb", "a#b", "${X}", "a'b", 'a"b', "a\\b", "(x)", "[x]", "a|b", "é"])
 def test_the_core_predicate_check_refuses_expression_syntax(predicate) -> None:
     with pytest.raises(ValidationError):
         check_predicate(predicate)
+
+
+@pytest.mark.parametrize("predicate", ["X-Tenant=-i", "-i"])
+def test_a_normalised_predicate_may_not_be_a_flag(predicate, tmp_path) -> None:
+    assert check_predicate(predicate) == predicate  # a raw "-a" may still become the path "/-a"
+    with pytest.raises(ValidationError):
+        check_routed_predicate(predicate)
+    runtime = runtime_with_mode(["path /x"], tmp_path)  # a mode that keeps the predicate as it is
+    with pytest.raises(ValidationError) as info:
+        generate(runtime, snapshot("odd", predicate))
+    assert info.value.field == "candidates[0].predicate"
+    assert runtime.store.load("t").services == {}
 
 
 @pytest.mark.parametrize("predicate", ["first.example.com", "/api/v2", "X-Tenant=acme", "a:8080", "/a-b_c~d%20"])

@@ -131,7 +131,7 @@ def test_once_syncs_reloads_and_exits(env: Env, make_agent: MakeAgent) -> None:
 def test_health_checks_and_pause_decide_routability(env: Env, make_agent: MakeAgent) -> None:
     proxy = env.haproxy()
     agent = make_agent()
-    agent.wait_event("reload")  # the start-up sync is live before the container starts
+    agent.wait_event("reload", timeout=60)  # the start-up sync is live before the container starts
     name = f"{env.prefix}-hc"
     checked = run_test_container(
         env.client, env.backend_image, name=name, hostname=name,
@@ -169,7 +169,7 @@ def test_connecting_a_network_makes_a_container_routable(env: Env, make_agent: M
     try:
         proxy = env.haproxy()
         agent = make_agent()
-        agent.wait_event("agent_started")
+        agent.wait_event("reload", timeout=60)  # the start-up sync is live before the container starts
         name = f"{env.prefix}-late"
         late = run_test_container(
             env.client, env.backend_image, name=name, hostname=name, network=network.name,
