@@ -18,7 +18,22 @@ to the longer ``storm_quiet`` / ``storm_max_wait`` window and turns the leading
 edge off, so a storm that the engine spreads over ten seconds still costs a
 handful of reloads, while a lone change stays fast.
 
-The timing rule (:func:`flush_deadline`) is pure; :class:`Debouncer` applies it
+**The interval rule** (``min_interval`` set; what ``cosmos watch`` uses since
+issue 11): a leading edge plus a minimum interval between two batches, with no
+quiet period.  An item that arrives at least ``min_interval`` seconds after the
+previous batch was handed out is a batch at once (with whatever is already
+queued); one that arrives sooner waits only until ``min_interval`` after that
+batch, and everything that arrived meanwhile goes with it.  A lone change and a
+few changes per second are therefore acted on within ``min_interval``, and
+sustained churn cannot starve a new item: the deadline is fixed when the batch
+opens and later items never push it back.  A storm (``storm_items`` *new* keys
+within ``storm_window`` seconds, a key being new when it was not seen in the
+``storm_memory`` seconds before; ``key`` maps an item to what is counted, e.g.
+a container event to its service, so services that churn on and on are not a
+storm while fifty services starting together are) still closes on ``storm_quiet`` /
+``storm_max_wait``, so fifty services starting together cost a few batches.
+
+The timing rules (:func:`flush_deadline`, :func:`interval_deadline`) are pure; :class:`Debouncer` applies it
 to any blocking ``get(timeout)`` callable that raises :class:`queue.Empty` on
 timeout (``lambda t: q.get(timeout=t)`` for a :class:`queue.Queue`), with an injectable clock.
 """
@@ -40,6 +55,17 @@ BLOCKED = 0.001  # a get() that took longer than this found the queue empty
 def flush_deadline(opened: float, last: float, quiet: float, max_wait: float) -> float:
     """When a batch opened at ``opened`` whose latest item came at ``last`` closes."""
     return min(last + quiet, opened + max_wait)
+
+
+def interval_deadline(now: float, previous: float | None, min_interval: float) -> float:
+    """When a batch whose first item came at ``now`` closes under the interval rule.
+
+    ``previous`` is when the previous batch was handed out (``None``: never).
+    At once when that is at least ``min_interval`` ago, else ``min_interval`` after it.
+    """
+    if previous is None:
+        return now
+    return max(now, previous + min_interval)
 
 
 def check_window(quiet: float, max_wait: float,
@@ -72,11 +98,21 @@ class Debouncer(Generic[T]):
     storm_window: float = 0.5
     storm_quiet: float = 1.0
     storm_max_wait: float = 5.0
+    min_interval: float | None = None
+    key: Callable[[T], object] = field(default=lambda item: item)
+    _flushed: float | None = field(default=None, init=False)
+    storm_memory: float = 10.0
+    _storm_seen: float | None = field(default=None, init=False)  # the last item of a storm batch
+    _keys: dict[object, float] = field(default_factory=dict, init=False)
     _last_item: float | None = field(default=None, init=False)
     _recent: deque[tuple[float, T]] = field(default_factory=deque, init=False)
 
     def __post_init__(self) -> None:
         check_window(self.quiet, self.max_wait)
+        if self.min_interval is not None and not (math.isfinite(self.min_interval) and self.min_interval >= 0):
+            from cosmos_core.errors import ValidationError
+
+            raise ValidationError("debounce_interval", self.min_interval, "must be a finite number >= 0")
         if self.storm_items:
             check_window(self.storm_quiet, self.storm_max_wait, "debounce_storm_quiet", "debounce_storm_max_wait")
 
@@ -89,11 +125,33 @@ class Debouncer(Generic[T]):
             self._recent.popleft()
         return len({recent for _, recent in self._recent}) >= self.storm_items
 
+    def _seen_new(self, item: T, at: float) -> tuple[bool, bool]:
+        """Interval rule: record ``item``'s key; (storm on, key new).
+
+        A key is new when it was not seen in the ``storm_memory`` seconds before;
+        the storm is on while ``storm_items`` new keys arrived within ``storm_window``.
+        """
+        if not self.storm_items:
+            return False, False
+        key = self.key(item)
+        previous = self._keys.get(key)
+        self._keys[key] = at
+        new = previous is None or at - previous > self.storm_memory
+        if new:
+            self._recent.append((at, key))
+        while self._recent and self._recent[0][0] < at - self.storm_window:
+            self._recent.popleft()
+        if len(self._keys) > 4096:  # forget keys not seen for a long time
+            self._keys = {k: t for k, t in self._keys.items() if at - t <= self.storm_memory}
+        return len({recent for _, recent in self._recent}) >= self.storm_items, new
+
     def collect(self, get: Callable[[float | None], T], first_timeout: float | None = None) -> list[T]:
         """Block for a first item (up to ``first_timeout``), then gather the burst.
 
         Returns ``[]`` when no first item came within ``first_timeout``.
         """
+        if self.min_interval is not None:
+            return self._collect_interval(get, first_timeout)
         asked = self.clock()
         try:
             first = get(first_timeout)
@@ -120,6 +178,51 @@ class Debouncer(Generic[T]):
             last = self.clock()
             storm = self._seen(batch[-1], last) or storm
         self._last_item = last
+        return batch
+
+    def _storm_after(self, item: T, stormy: float | None) -> float | None:
+        """When the storm condition last held, counting ``item`` (hysteresis: once a storm is on,
+        any new key keeps it on; a storm starts only with ``storm_items`` new keys in the window)."""
+        now = self.clock()
+        storm, new = self._seen_new(item, now)
+        return now if storm or (new and stormy is not None) else stormy
+
+    def _collect_interval(self, get: Callable[[float | None], T], first_timeout: float | None) -> list[T]:
+        """The interval rule: leading edge + ``min_interval``; during a storm, until it calms down.
+
+        A storm batch stays open until ``storm_quiet`` seconds after the storm
+        condition last held, at most ``storm_max_wait`` after it opened; a batch
+        cut by that maximum leaves the next one in storm mode.
+        """
+        assert self.min_interval is not None
+        try:
+            first = get(first_timeout)
+        except queue.Empty:
+            return []
+        batch = [first]
+        opened = self.clock()
+        stormy: float | None = opened if self._seen_new(first, opened)[0] else None  # the storm condition last held
+        if self._storm_seen is not None and opened - self._storm_seen < self.storm_quiet:
+            stormy = opened  # the previous storm batch was cut at its maximum wait: the storm goes on
+        deadline = interval_deadline(opened, self._flushed, self.min_interval)
+        while not self.final(batch[-1]):
+            if stormy is not None:
+                deadline = max(deadline, min(stormy + self.storm_quiet, opened + self.storm_max_wait))
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(get(remaining))
+            except queue.Empty:
+                continue  # the deadline passed (a storm found since may have moved it)
+            stormy = self._storm_after(batch[-1], stormy)
+        if not self.final(batch[-1]):
+            for item in self._drain(get):  # already queued: it goes along, never waits another round
+                batch.append(item)
+                stormy = self._storm_after(item, stormy)
+        self._flushed = self._last_item = self.clock()
+        cut = stormy is not None and self.clock() - stormy < self.storm_quiet  # ended by the maximum wait
+        self._storm_seen = stormy if cut else None
         return batch
 
     def _drain(self, get: Callable[[float | None], T]) -> list[T]:

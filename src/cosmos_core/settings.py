@@ -64,6 +64,10 @@ class Settings:
     events: str | None = None
     reloader: str | None = None
     payload: str = "-"
+    # rollout (issue 11): the template's `stats socket` address (None: `cosmos watch` with docker-exec uses
+    # ipv4@127.0.0.1:9999 inside the HAProxy container; "off": none) and hard-stop-after in seconds (0: none)
+    runtime_api: str | None = None
+    hard_stop_after: int = 60
     # server (cosmos serve); the token is also what the remote pass sends
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080

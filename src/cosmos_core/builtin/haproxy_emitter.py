@@ -57,7 +57,7 @@ def cookie_value(container_id: str) -> str:
 class HAProxyEmitter:
     """Renders ``haproxy.cfg`` from a jinja2 template."""
 
-    def __init__(self, template_path: Path, bind: str) -> None:
+    def __init__(self, template_path: Path, bind: str, rollout: Mapping[str, Any] | None = None) -> None:
         import jinja2
 
         try:
@@ -76,6 +76,7 @@ class HAProxyEmitter:
         except jinja2.TemplateSyntaxError as exc:
             raise ValidationError("template", str(template_path), f"line {exc.lineno}: {exc.message}") from None
         self.bind = bind
+        self.rollout = dict(rollout or {"runtime_api": None, "hard_stop_after": None, "spares": 0})
         self.name = str(template_path)
 
     def render(self, services: Sequence[Service], routes: Sequence[Route]) -> Bundle:
@@ -88,6 +89,7 @@ class HAProxyEmitter:
             "routes": list(routes),
             "bind": self.bind,
             "fallback": FALLBACK_BACKEND,
+            "rollout": self.rollout,
         }
         import jinja2
 
@@ -115,7 +117,18 @@ def check_bind(value: str) -> str:
 
 def make_emitter(settings: Settings) -> HAProxyEmitter:
     path = Path(settings.template) if settings.template else DEFAULT_TEMPLATE
-    return HAProxyEmitter(path, check_bind(settings.bind))
+    return HAProxyEmitter(path, check_bind(settings.bind), rollout_context(settings))
+
+
+def rollout_context(settings: Settings) -> dict[str, Any]:
+    """The template's ``rollout``: ``runtime_api`` (a ``stats socket`` address or None),
+    ``hard_stop_after`` (seconds, 0: none) and ``spares`` (spare server slots per backend)."""
+    from cosmos_core.haproxy.churn import SPARES, check_runtime_api
+
+    api = check_runtime_api(settings.runtime_api)
+    if settings.hard_stop_after < 0:
+        raise ValidationError("hard_stop_after", settings.hard_stop_after, "must be >= 0 seconds")
+    return {"runtime_api": api, "hard_stop_after": settings.hard_stop_after or None, "spares": SPARES if api else 0}
 
 
 @hookimpl

@@ -68,6 +68,16 @@ def watch(
         typer.Option("--payload", help="With --events payload: the request file, '-' for stdin (as cosmos generate).",
                      show_default=False),
     ] = None,
+    debounce_interval: Annotated[
+        float | None,
+        typer.Option("--debounce-interval", help="Least time between two passes, in seconds; a change after a "
+                     "longer idle spell is acted on at once. (default: 0.25)", show_default=False),
+    ] = None,
+    hard_stop_after: Annotated[
+        int | None,
+        typer.Option("--hard-stop-after", help="Seconds after a reload before old HAProxy workers are stopped "
+                     "(0: never). (default: 60)", show_default=False),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Sync, reload and exit (exit 2 if refused, 1 if it failed).")] = False,
 ) -> None:
     """Keep HAProxy in step with this host's labelled containers until SIGTERM/SIGINT."""
@@ -85,6 +95,8 @@ def watch(
         debounce_quiet=debounce_quiet,
         debounce_max_wait=debounce_max_wait,
         payload=payload,
+        debounce_interval=debounce_interval,
+        hard_stop_after=hard_stop_after,
     )
     with common.errors(settings.debug):
         from dataclasses import replace
@@ -94,6 +106,9 @@ def watch(
 
         settings = replace(settings, events=agent_default(plugins, "event_sources", settings.events, "events"),
                            reloader=agent_default(plugins, "reloaders", settings.reloader, "reloader"))
+        if settings.runtime_api is None and settings.reloader == "docker-exec":
+            # churn without reload: a stats socket on the HAProxy container's own loopback, reached by docker exec
+            settings = replace(settings, runtime_api="ipv4@127.0.0.1:9999")
         runtime = Runtime(settings, plugins)
         try:
             runtime.strategy.check()  # fail fast: a local store that cannot be reached

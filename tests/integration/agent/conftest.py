@@ -101,7 +101,7 @@ class Agent:
                 found.append(record)
         return found
 
-    def wait_event(self, name: str, count: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
+    def wait_event(self, name: str, count: int = 1, timeout: float = 60.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             found = self.events(name)

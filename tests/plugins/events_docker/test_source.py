@@ -90,3 +90,32 @@ def test_an_invalid_container_is_warned_about_once(capsys: pytest.CaptureFixture
     warnings = [line for line in capsys.readouterr().err.splitlines() if "container_skipped" in line]
     assert len(warnings) == 1 and "evil" in warnings[0] and "cosmos.port" in warnings[0]
     assert all([r.container.id for r in snap.running] == ["d" * 12] for snap in snaps)
+
+
+def test_a_deadly_kill_drains_a_container_before_it_dies_and_a_start_brings_it_back() -> None:
+    kill = {"Type": "container", "Action": "kill", "id": "a", "Actor": {"ID": "a", "Attributes": {"signal": "15"}}}
+    assert source.dying(kill) is True
+    assert source.dying({**kill, "Actor": {"Attributes": {"signal": "SIGKILL"}}}) is True
+    assert source.dying({**kill, "Actor": {"Attributes": {"signal": "1"}}}) is False  # SIGHUP: a reload, not death
+    assert source.dying({"Type": "container", "Action": "start", "id": "a"}) is False
+    assert source.dying({"Type": "container", "Action": "die", "id": "a"}) is None
+
+    client = Client()
+    a, b = "a" * 64, "b" * 64
+    client.api.containers_by_id[a] = attrs(name="w1", cid=a, label=WEB)
+    client.api.containers_by_id[b] = attrs(name="w2", cid=b, label=WEB, networks={"bridge": "172.17.0.9"})
+    src = source.DockerSource(Settings(table="t1"))
+    src._dying.add(a)  # what the event pump records for the kill event  # noqa: SLF001
+
+    draining = src.sync(client, dirty={a})  # still running, but no new requests
+    src._dying.discard(a)  # noqa: SLF001
+    back = src.sync(client, dirty={a})
+
+    assert [r.container.id for r in draining.running] == ["b" * 12]
+    assert [r.container.id for r in back.running] == ["a" * 12, "b" * 12]
+
+
+def test_storms_are_counted_in_services_named_by_the_event_labels() -> None:
+    src = source.DockerSource(Settings(table="t1"))
+    src._services["c1"] = "service:web"  # noqa: SLF001
+    assert src._service_of("c1") == "service:web" and src._service_of("c2") == "c2"  # noqa: SLF001

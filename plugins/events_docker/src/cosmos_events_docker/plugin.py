@@ -13,16 +13,19 @@ if TYPE_CHECKING:
 
 SECTION = "docker"
 NAME_FILTER = Setting("name_filter", str, None, "only containers whose name contains this keyword", section=SECTION)
-DEBOUNCE_QUIET = Setting("debounce_quiet", float, 0.1, "seconds without events that end a burst", section=SECTION)
-DEBOUNCE_MAX_WAIT = Setting("debounce_max_wait", float, 1.0, "longest wait within a burst, in seconds",
+DEBOUNCE_QUIET = Setting("debounce_quiet", float, 0.1, "accepted and checked; since issue 11 the docker source "
+                         "waits for no quiet period (the older quiet-period rule reads it)", section=SECTION)
+DEBOUNCE_MAX_WAIT = Setting("debounce_max_wait", float, 1.0, "accepted and checked (as debounce_quiet)",
                             section=SECTION)
-DEBOUNCE_STORM_CONTAINERS = Setting("debounce_storm_containers", int, 2,
-                                    "this many containers changing within 0.5 s is a storm (0: off)", section=SECTION)
-DEBOUNCE_STORM_QUIET = Setting("debounce_storm_quiet", float, 1.0, "quiet period during a storm, in seconds",
-                               section=SECTION)
+DEBOUNCE_INTERVAL = Setting("debounce_interval", float, 0.25, "least time between two passes, in seconds; a change "
+                            "after a longer idle spell is acted on at once", section=SECTION)
+DEBOUNCE_STORM_CONTAINERS = Setting("debounce_storm_containers", int, 4,
+                                    "this many new services within 0.6 s is a storm (0: off)", section=SECTION)
+DEBOUNCE_STORM_QUIET = Setting("debounce_storm_quiet", float, 0.5, "a storm's batch closes after this long without "
+                               "a new service, in seconds", section=SECTION)
 DEBOUNCE_STORM_MAX_WAIT = Setting("debounce_storm_max_wait", float, 8.0, "longest wait during a storm, in seconds",
                                   section=SECTION)
-SETTINGS = (NAME_FILTER, DEBOUNCE_QUIET, DEBOUNCE_MAX_WAIT, DEBOUNCE_STORM_CONTAINERS, DEBOUNCE_STORM_QUIET,
+SETTINGS = (NAME_FILTER, DEBOUNCE_QUIET, DEBOUNCE_MAX_WAIT, DEBOUNCE_INTERVAL, DEBOUNCE_STORM_CONTAINERS, DEBOUNCE_STORM_QUIET,
             DEBOUNCE_STORM_MAX_WAIT)
 
 

@@ -4,8 +4,11 @@
   ``DOCKER_CERT_PATH``).
 * Subscribes to container events *before* listing, so nothing that happens
   during the sync is lost; every container event marks its container dirty.
-* Bursts are coalesced by :class:`~cosmos_core.debounce.Debouncer` (quiet
-  period + maximum wait); an event after an idle spell is acted on at once.
+* Bursts are coalesced by :class:`~cosmos_core.debounce.Debouncer`'s interval
+  rule: an event after ``debounce_interval`` (0.25 s) without a pass is acted on
+  at once, a sooner one waits until that interval has passed, and a storm
+  (``debounce_storm_containers`` new services within 0.6 s, services read from
+  the events' ``cosmos.service`` label) is gathered until it calms down.
 * Each snapshot is the full picture of the host: one ``list`` call, an
   ``inspect`` of every container that is new or dirty (the verdicts of the
   others are cached), and :func:`labels.snapshot`.
@@ -41,6 +44,8 @@ CLOSED = "__closed__"  # queue marker: close() was called
 #: Reconnect delays: 0.2 s doubling to 5 s.
 RECONNECT = Backoff(0.2, 5.0)
 backoff = RECONNECT.delay  # seconds before reconnect attempt ``n`` (1-based)
+STORM_WINDOW = 0.6  # seconds: debounce_storm_containers new services within this window are a storm
+SERVICE_LABEL = "cosmos.service"
 
 
 #: Network events that change a container's addresses.
@@ -60,6 +65,24 @@ def relevant(event: dict[str, Any]) -> str | None:
     return str(event.get("id") or actor.get("ID") or "") or None
 
 
+#: Signals of a ``kill`` event that end a container (``docker stop`` sends SIGTERM, then SIGKILL).
+DEADLY = frozenset({"2", "3", "9", "15", "SIGINT", "SIGQUIT", "SIGKILL", "SIGTERM"})
+#: Events after which a container that was being stopped is alive again.
+REVIVED = frozenset({"start", "restart", "unpause"})
+
+
+def dying(event: dict[str, Any]) -> bool | None:
+    """``True`` for a deadly ``kill`` (drain the container now, before it exits), ``False`` when
+    the container came back (start/restart/unpause), ``None`` for any other event."""
+    if event.get("Type") != "container":
+        return None
+    action = str(event.get("Action") or event.get("status") or "")
+    if action == "kill":
+        signal = str(((event.get("Actor") or {}).get("Attributes") or {}).get("signal") or "15")
+        return signal in DEADLY
+    return False if action in REVIVED else None
+
+
 class DockerSource:
     """Yields a :class:`Snapshot` at start, after each burst, and after each reconnect."""
 
@@ -74,9 +97,15 @@ class DockerSource:
             final=lambda item: item in (LOST, CLOSED),
             leading=True,
             storm_items=settings.option(p.DEBOUNCE_STORM_CONTAINERS),
+            storm_window=STORM_WINDOW,
             storm_quiet=settings.option(p.DEBOUNCE_STORM_QUIET),
             storm_max_wait=settings.option(p.DEBOUNCE_STORM_MAX_WAIT),
+            min_interval=settings.option(p.DEBOUNCE_INTERVAL),
+            key=self._service_of,
         )
+        self._services: dict[str, str] = {}  # container id -> its cosmos.service label (from events)
+        self._dying: set[str] = set()  # containers sent a deadly signal: no new requests (drain before death)
+        self._dying_lock = threading.Lock()
         self.check: labels.PredicateCheck | None = None
         self._queue: queue.Queue[str] = queue.Queue()
         self._closed = threading.Event()
@@ -155,6 +184,10 @@ class DockerSource:
         self._client = client
         return client
 
+    def _service_of(self, container_id: str) -> str:
+        """What a storm counts: the service a container claims (from its event's labels), else the container."""
+        return self._services.get(container_id, container_id)
+
     def _next_event(self, timeout: float | None) -> str:
         return self._queue.get(timeout=timeout)
 
@@ -170,6 +203,17 @@ class DockerSource:
                 for event in stream:
                     container_id = relevant(event)
                     if container_id:
+                        service = ((event.get("Actor") or {}).get("Attributes") or {}).get(SERVICE_LABEL)
+                        if service and event.get("Type") == "container":
+                            if len(self._services) > 10_000:
+                                self._services.clear()
+                            self._services[container_id] = f"service:{service}"
+                        verdict = dying(event)
+                        with self._dying_lock:
+                            if verdict is True:
+                                self._dying.add(container_id)
+                            elif verdict is False:
+                                self._dying.discard(container_id)
                         target.put(container_id)
             except Exception as exc:  # noqa: BLE001 - the connection dropped
                 if not self._closed.is_set():
@@ -190,6 +234,9 @@ class DockerSource:
         for gone in set(self._cache) - listed:
             del self._cache[gone]
             self._warned.pop(gone, None)
+        with self._dying_lock:
+            self._dying &= listed
+            dying = set(self._dying)
         inspected = 0
         for container_id in sorted(listed):
             if container_id in self._cache and container_id not in dirty:
@@ -203,11 +250,12 @@ class DockerSource:
             parsed = labels.parse(attrs, self.check, self.name_filter)
             self._cache[container_id] = parsed
             self._report(container_id, parsed)
-        entries = [parsed.entry for parsed in self._cache.values() if parsed.entry is not None]
+        entries = [parsed.entry for cid, parsed in self._cache.items() if parsed.entry is not None and cid not in dying]
         snap = labels.snapshot(entries, self.table)
         log.info(
             "docker_synced",
             containers=len(listed),
+            draining=len(dying & set(self._cache)),
             inspected=inspected,
             routable=len(snap.running),
             services=len(snap.candidates),

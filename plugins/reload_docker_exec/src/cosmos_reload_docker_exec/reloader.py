@@ -131,6 +131,26 @@ def reload_exec(bundle: Bundle, haproxy_bin: str, config_path: str, reload_comma
     return Exec(["sh", "-c", "\n".join(lines) + "\n"], env)
 
 
+def runtime_exec(config: str, config_path: str, line: str, host: str, port: int) -> Exec:
+    """The exec that installs ``config`` without a reload and sends ``line`` to the runtime API.
+
+    No ``haproxy -c``: only server lines differ from the config HAProxy runs,
+    which passed it (see :mod:`cosmos_core.haproxy.churn`).  HAProxy's answers
+    are the exec's output.
+    """
+    pieces = chunks(config)
+    env = {f"{ENV_PREFIX}{i}": piece for i, piece in enumerate(pieces)} | {"COSMOS_CMDS": line}
+    parts = " ".join(f'"${ENV_PREFIX}{i}"' for i in range(len(pieces)))
+    live = shlex.quote(config_path)
+    new = shlex.quote(config_path + ".cosmos-new")
+    script = (
+        f"printf '%s' {parts} > {new} || exit {EXIT_INSTALL}\n"
+        f"mv -f {new} {live} 2>/dev/null || {{ cat {new} > {live} && rm -f {new}; }} || exit {EXIT_INSTALL}\n"
+        f'printf "%s\\n" "$COSMOS_CMDS" | timeout 5 nc {shlex.quote(host)} {int(port)} || exit {EXIT_RELOAD}\n'
+    )
+    return Exec(["sh", "-c", script], env)
+
+
 def untar(chunks: Any) -> dict[str, bytes]:
     """``{name: bytes}`` of the regular files in a ``get_archive`` stream (names without the top directory)."""
     buf = io.BytesIO(b"".join(chunks))
@@ -158,6 +178,11 @@ class DockerExecReloader(InstallingReloader):
         self._client: Any = None
         self._current: Any = None  # the container found by target()
         self._reload_failure: str | None = None
+        from cosmos_core.haproxy.churn import check_runtime_api, tcp_port
+
+        api = check_runtime_api(settings.runtime_api)
+        self.runtime = tcp_port(api) if api else None  # (host, port) inside the container: churn without reload
+        self._live: tuple[Hashable, dict[str, Any]] | None = None  # (target, live servers) after our last runtime change
 
     def _docker(self) -> Any:
         if self._client is None:
@@ -216,10 +241,63 @@ class DockerExecReloader(InstallingReloader):
         import docker.errors
 
         try:
-            return super().apply(bundle, previous)
+            outcome = self._runtime(bundle) if self.runtime is not None else None
+            if outcome is None:
+                outcome = super().apply(bundle, previous)
+                if outcome.reloaded:
+                    self._live = None  # a reload puts every server back as the config file says
+            return outcome
         except docker.errors.DockerException as exc:
             self._client = None
             raise ReloadError(f"HAProxy container {self.container_name!r}: {exc}") from None
+
+    def _runtime(self, bundle: Bundle) -> ReloadOutcome | None:
+        """Apply a change of servers only through the runtime API; ``None``: the full path must run.
+
+        Only when the last applied bundle is known for this very container, no
+        reload is pending, the auxiliary files are the same, and the configs
+        differ in server lines of existing backends only (issue 11).
+        """
+        from cosmos_core.haproxy import churn
+        from cosmos_core.haproxy.runtime_api import DockerExec, RuntimeAPI, RuntimeAPIError, refuse
+
+        if self.pending or self._applied is None or self._applied[1] == bundle:
+            return None
+        target, old = self._applied
+        if bundle.aux != old.aux or bundle.main != old.main or target != self.target():
+            return None
+        previous, config = old.config, bundle.config
+        if churn.parse(previous).skeleton != churn.parse(config).skeleton:
+            return None  # structural: no need to ask HAProxy
+        assert self.runtime is not None
+        host, port = self.runtime
+        container = self._current
+        api = RuntimeAPI(DockerExec(container, port, host))
+        live_known, self._live = self._live, None
+        try:  # the live servers as our last runtime change left them, else asked for (one more exec)
+            live = live_known[1] if live_known and live_known[0] == target else api.servers_state()
+            plan = churn.plan(previous, config, live)
+        except RuntimeAPIError as exc:
+            log.warning("runtime_api_unavailable", container=self.container_name, error=str(exc))
+            return None
+        if plan.reload:
+            log.info("runtime_needs_reload", reason=plan.reason)
+            return None
+        job = runtime_exec(config, self.config_path, api.line(plan.commands or ["show info"]), host, port)
+        result = container.exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
+        output = result.output.decode("utf-8", errors="replace")
+        if result.exit_code != 0:
+            log.warning("runtime_apply_failed", exit_code=result.exit_code, output=output[-500:])
+            return None
+        try:
+            refuse(api.answers(plan.commands, output))
+        except RuntimeAPIError as exc:
+            log.warning("runtime_apply_failed", error=str(exc))
+            return None  # the file is installed; the full path that follows reloads it
+        self._applied = (target, bundle)
+        self._live = (target, churn.applied(live, plan.commands))
+        log.info("runtime_applied", container=self.container_name, **plan.summary())
+        return ReloadOutcome(False, f"runtime API: {len(plan.commands)} commands, no reload")
 
     def install(self, bundle: Bundle, previous: Bundle | None) -> None:
         """One exec: stage, validate, install and reload (a failed reload is raised by :meth:`reload_haproxy`)."""

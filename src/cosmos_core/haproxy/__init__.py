@@ -1,0 +1,1 @@
+"""HAProxy-specific helpers: the runtime API client and the churn planner."""
