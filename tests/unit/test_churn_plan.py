@@ -146,8 +146,8 @@ def test_the_template_opens_the_socket_and_spare_slots_only_with_a_runtime_api()
     from cosmos_core.settings import Settings
 
     service = Service("web", "host", "web.test", "SID", 8080, (Container("a1", "10.0.0.1", 8080),))
-    plain = make_emitter(Settings()).render([service], [])
-    churning = make_emitter(Settings(runtime_api="ipv4@127.0.0.1:9999", hard_stop_after=0)).render([service], [])
+    plain = make_emitter(Settings()).render([service], []).config
+    churning = make_emitter(Settings(runtime_api="ipv4@127.0.0.1:9999", hard_stop_after=0)).render([service], []).config
 
     assert "stats socket" not in plain and "cosmos-spare" not in plain and "hard-stop-after 60s" in plain
     assert "retry-on conn-failure empty-response response-timeout" in plain and "option redispatch" in plain

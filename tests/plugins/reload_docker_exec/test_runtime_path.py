@@ -10,6 +10,8 @@ from typing import Any
 
 from cosmos_reload_docker_exec.reloader import DockerExecReloader
 
+from cosmos_core.bundle import Bundle
+from cosmos_core.contracts import ReloadOutcome
 from cosmos_core.settings import Settings
 
 HEAD = "global\n    stats socket ipv4@127.0.0.1:9999 level admin\ndefaults\n    mode http\n"
@@ -78,10 +80,24 @@ class Client:
         return self.container
 
 
-def reloader_for(container: FakeContainer, runtime_api: str | None = "ipv4@127.0.0.1:9999") -> DockerExecReloader:
+class Applier:
+    """``reload(config)``: the reloader's ``apply`` with the previous bundle, as the agent calls it."""
+
+    def __init__(self, reloader: DockerExecReloader) -> None:
+        self.reloader = reloader
+        self.previous: Bundle | None = None
+
+    def reload(self, config: str) -> ReloadOutcome:
+        bundle = Bundle.of(config)
+        outcome = self.reloader.apply(bundle, self.previous)
+        self.previous = bundle
+        return outcome
+
+
+def reloader_for(container: FakeContainer, runtime_api: str | None = "ipv4@127.0.0.1:9999") -> Applier:
     reloader = DockerExecReloader(Settings(runtime_api=runtime_api))
     reloader._client = Client(container)  # noqa: SLF001 - no Docker here
-    return reloader
+    return Applier(reloader)
 
 
 def test_a_new_container_of_an_existing_service_goes_through_the_runtime_api() -> None:
