@@ -114,9 +114,11 @@ def test_master_cli_reaches_the_worker_and_counts_processes(proxy: Proxy) -> Non
 
     def reloaded() -> bool:
         try:  # the master re-executes itself on a reload: its socket refuses for a moment
-            return any(p.kind == "master" and p.reloads >= 1 for p in parse_proc(api.master(["show proc"])[0].text))
+            procs = parse_proc(api.master(["show proc"])[0].text)
         except RuntimeAPIError:
             return False
+        master_reloaded = any(p.kind == "master" and p.reloads >= 1 for p in procs)
+        return master_reloaded and any(p.kind == "worker" and p.reloads == 0 for p in procs)  # the new worker is up
 
     proxy.reload()
     wait_for(reloaded, what="a reload")
