@@ -140,7 +140,7 @@ def test_health_checks_and_pause_decide_routability(env: Env, make_agent: MakeAg
     )
     env.started.append(checked)
     agent.wait_event("docker_synced", count=2)  # its start was seen ...
-    agent.wait_event("reload")  # ... and the first config is live (passes run beside the event source)
+    wait_http(url(proxy), headers={"Host": "hc.test"}, expect_status=404)  # ... and a config is live
     assert http_get(url(proxy), {"Host": "hc.test"}).body == NO_MATCH  # ... but it is not healthy yet
 
     checked.exec_run(["touch", "/tmp/ok"])
@@ -178,7 +178,7 @@ def test_connecting_a_network_makes_a_container_routable(env: Env, make_agent: M
         )
         env.started.append(late)
         agent.wait_event("container_skipped")  # no address on the bridge yet: skipped with a warning
-        agent.wait_event("reload")  # the first config is live (passes run beside the event source)
+        wait_http(url(proxy), headers={"Host": "late.test"}, expect_status=404)  # the config is live (reloads are async)
         assert http_get(url(proxy), {"Host": "late.test"}).body == NO_MATCH
 
         env.client.networks.get("bridge").connect(late)
