@@ -107,22 +107,32 @@ def test_maps_change_at_run_time(proxy: Proxy) -> None:
 
 def test_master_cli_reaches_the_worker_and_counts_processes(proxy: Proxy) -> None:
     api = RuntimeAPI(UnixSocket(str(proxy.master)), master=True)
-    assert api.execute(["show servers state app"])[0].ok
+    seen: list = []
 
-    procs = parse_proc(api.master(["show proc"])[0].text)
-    assert [p.kind for p in procs] == ["master", "worker"]
+    def answers(query: Callable[[], object]) -> Callable[[], bool]:
+        def attempt() -> bool:
+            try:  # the master re-executes itself on a reload (and is slow on a loaded machine): it may reset
+                seen.append(query())
+                return True
+            except RuntimeAPIError:
+                return False
+        return attempt
+
+    wait_for(answers(lambda: api.execute(["show servers state app"])[0]), what="the worker through the master")
+    assert seen[-1].ok
+    wait_for(answers(lambda: parse_proc(api.master(["show proc"])[0].text)), what="show proc")
+    assert [p.kind for p in seen[-1]] == ["master", "worker"]
 
     def reloaded() -> bool:
-        try:  # the master re-executes itself on a reload: its socket refuses for a moment
-            procs = parse_proc(api.master(["show proc"])[0].text)
-        except RuntimeAPIError:
+        if not answers(lambda: parse_proc(api.master(["show proc"])[0].text))():
             return False
+        procs = seen[-1]
         master_reloaded = any(p.kind == "master" and p.reloads >= 1 for p in procs)
         return master_reloaded and any(p.kind == "worker" and p.reloads == 0 for p in procs)  # the new worker is up
 
     proxy.reload()
     wait_for(reloaded, what="a reload")
-    workers = [p for p in parse_proc(api.master(["show proc"])[0].text) if p.kind == "worker"]
+    workers = [p for p in seen[-1] if p.kind == "worker"]
     assert workers and min(p.reloads for p in workers) == 0  # the new worker is generation 0; old ones count up
 
 
