@@ -226,3 +226,6 @@ class Plan:
             "containers_added": sum(len(c.added) for c in self.changes),
             "containers_removed": sum(len(c.removed) for c in self.changes),
         }
+
+
+import cosmos_core.options_https  # noqa: E402,F401  (registers the https/hsts service options)

@@ -68,6 +68,11 @@ def watch(
         typer.Option("--payload", help="With --events payload: the request file, '-' for stdin (as cosmos generate).",
                      show_default=False),
     ] = None,
+    certs_dir: common.CertsDirOpt = None,
+    https_bind: common.HttpsBindOpt = None,
+    acme_directory: common.AcmeDirectoryOpt = None,
+    acme_email: common.AcmeEmailOpt = None,
+    acme_ca_bundle: common.AcmeCABundleOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Sync, reload and exit (exit 2 if refused, 1 if it failed).")] = False,
 ) -> None:
     """Keep HAProxy in step with this host's labelled containers until SIGTERM/SIGINT."""
@@ -85,6 +90,8 @@ def watch(
         debounce_quiet=debounce_quiet,
         debounce_max_wait=debounce_max_wait,
         payload=payload,
+        certs_dir=certs_dir, https_bind=https_bind,
+        acme_directory=acme_directory, acme_email=acme_email, acme_ca_bundle=acme_ca_bundle,
     )
     with common.errors(settings.debug):
         from dataclasses import replace
@@ -98,6 +105,10 @@ def watch(
         try:
             runtime.strategy.check()  # fail fast: a local store that cannot be reached
             agent = Agent(runtime, runtime.event_source(), runtime.reloader)
+            if runtime.settings.options.get("acme_directory") or runtime.settings.options.get("certs_dir"):
+                from cosmos_core.tls_agent import attach
+
+                attach(runtime, agent)  # https (issue 12): certificate files; ACME, installed without a reload
             install_signal_handlers(agent)
             stats = agent.run(once=once)
         finally:
