@@ -102,11 +102,11 @@ def context(tls: TLSConfig | None, policies: Mapping[str, str], routes: Sequence
     options = f"ssl crt-list {CRT_LIST} alpn {ALPN} ssl-min-ver {MIN_VERSION} ciphers {CIPHERS} ciphersuites {CIPHERSUITES}"
     if tls.default is None:
         options += " strict-sni"
-    served = [r for r in routes if policies.get(r.service, DEFAULT_POLICY) != "off"]
+    served = [r for r in routes if policies.get(r.backend, DEFAULT_POLICY) != "off"]
     redirects = [
-        {"service": r.service, "condition": " || ".join(f"{{ {c} }}" for c in r.criteria)}
+        {"service": r.backend, "condition": " || ".join(f"{{ {c} }}" for c in r.criteria)}
         for r in routes
-        if policies.get(r.service) == "redirect"
+        if policies.get(r.backend) == "redirect"
     ]
     return {
         "bind": f"{tls.bind} {options}",

@@ -50,14 +50,16 @@ def test_context_serves_on_and_redirect_but_not_off(certs) -> None:
 
 def render(tls_cfg, services) -> str:
     emitter = HAProxyEmitter(DEFAULT_TEMPLATE, ":80", tls_cfg)
-    return emitter.render(services, [Route(s.name, s.name, (f"req.hdr(host),field(1,:) -m str -i {s.predicate}",))
-                                     for s in services])
+    bundle = emitter.render(services, [Route(s.name, s.name, (f"req.hdr(host),field(1,:) -m str -i {s.predicate}",))
+                                       for s in services])
+    assert set(bundle.files) == {"haproxy.cfg", *emitter.files()}  # the HTTPS files travel in the bundle
+    return bundle.config
 
 
 def test_without_https_the_config_has_no_tls_lines() -> None:
     config = render(None, [Service("app", "host", "a.test", options=freeze({"hsts": 60, "https": "redirect"}))])
     assert "ssl" not in config and "redirect" not in config and "Strict-Transport" not in config
-    assert "frontend https" not in config and "default-path" not in config
+    assert "frontend https" not in config
 
 
 def test_rendered_https_frontend_redirect_hsts_and_challenges(certs) -> None:
@@ -67,7 +69,6 @@ def test_rendered_https_frontend_redirect_hsts_and_challenges(certs) -> None:
     config = render(tls.TLSConfig(":443", certs, challenges=True), services)
     http, _, rest = config.partition("frontend https")
     https, _, backends = rest.partition("# Define backends")
-    assert "default-path config" in config
     assert "use_backend plain" in http and "use_backend plain" not in https
     assert "use_backend app" in https and "use_backend red" in https
     assert ("http-request redirect location https://%[req.hdr(host),field(1,:)]%[capture.req.uri] code 308 "
@@ -80,13 +81,14 @@ def test_rendered_https_frontend_redirect_hsts_and_challenges(certs) -> None:
 def test_tls_config_from_settings(certs, tmp_path) -> None:
     assert tls_config(Settings()) is None
     (tmp_path / "a.pem").write_bytes(certs[0].pem)
-    cfg = tls_config(Settings(certs_dir=str(tmp_path), https_bind="127.0.0.1:8443", https_default_cert="a"))
+    cfg = tls_config(Settings(options={"certs_dir": str(tmp_path), "https_bind": "127.0.0.1:8443",
+                                       "https_default_cert": "a"}))
     assert [c.name for c in cfg.certificates] == ["a"] and cfg.default == "a" and not cfg.challenges
     with pytest.raises(ValidationError, match="https_default_cert"):
-        tls_config(Settings(certs_dir=str(tmp_path), https_default_cert="zzz"))
+        tls_config(Settings(options={"certs_dir": str(tmp_path), "https_default_cert": "zzz"}))
     with pytest.raises(ValidationError, match="https_bind"):
-        tls_config(Settings(certs_dir=str(tmp_path), https_bind="nope"))
-    assert tls_config(Settings(acme_directory="https://127.0.0.1:14000/dir")).challenges
+        tls_config(Settings(options={"certs_dir": str(tmp_path), "https_bind": "nope"}))
+    assert tls_config(Settings(options={"acme_directory": "https://127.0.0.1:14000/dir"})).challenges
 
 
 @pytest.mark.parametrize("raw, field, message", [("maybe", "https", "off, on or redirect"),
@@ -106,7 +108,7 @@ def test_attach_writes_the_https_files_for_the_host_reloader(certs, tmp_path) ->
     from cosmos_core.tls_agent import attach
 
     emitter = HAProxyEmitter(DEFAULT_TEMPLATE, ":80", tls.TLSConfig(":443", certs))
-    settings = Settings(reloader="host", haproxy_config=str(tmp_path / "etc" / "haproxy.cfg"))
+    settings = Settings(reloader="host", options={"haproxy_config": str(tmp_path / "etc" / "haproxy.cfg")})
     runtime = SimpleNamespace(emitter=emitter, certificate_resolver=None, settings=settings)
     agent = SimpleNamespace(observers=[])
     assert attach(runtime, agent)
