@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and start what the integration tests need: Docker Engine, HAProxy,
-# static busybox, wrk (Debian packages), dynalite (npm, pinned in
+# static busybox, wrk, pebble (ACME test CA; Debian packages), dynalite (npm, pinned in
 # tests/dynalite/package-lock.json) and a running dockerd.
 #
 # Idempotent and quick when everything is already in place: apt is skipped
@@ -24,13 +24,14 @@ have_static_busybox() {
 
 install_packages() {
     if command -v haproxy >/dev/null && command -v dockerd >/dev/null \
-        && command -v docker >/dev/null && command -v wrk >/dev/null && have_static_busybox; then
-        log "apt: haproxy, docker.io, busybox-static and wrk already installed"
+        && command -v docker >/dev/null && command -v wrk >/dev/null && have_static_busybox \
+        && command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; then
+        log "apt: haproxy, docker.io, busybox-static, wrk and pebble already installed"
         return
     fi
-    log "apt: installing docker.io haproxy busybox-static wrk"
+    log "apt: installing docker.io haproxy busybox-static wrk pebble"
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io haproxy busybox-static wrk
+    DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io haproxy busybox-static wrk pebble
 }
 
 install_dynalite() {

@@ -29,9 +29,10 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from cosmos_core.backoff import Backoff
 from cosmos_core.bundle import Bundle
@@ -75,6 +76,8 @@ class Agent:
         self.source = source
         self.reloader = reloader
         self.stats = Stats()
+        #: Called with each successful pass's result and reload outcome (the certificate resolver, issue 12).
+        self.observers: list[Callable[[Any, ReloadOutcome], None]] = []
         self._stopping = threading.Event()
         self._feed: queue.Queue[object] = queue.Queue()
         self._retryable = False
@@ -182,6 +185,11 @@ class Agent:
             total_ms=round((done - started) * 1000, 1),
             reloads=self.stats.reloads,
         )
+        for observe in self.observers:
+            try:
+                observe(result, outcome)
+            except Exception as exc:  # noqa: BLE001 - an observer never fails the pass
+                log.error("observer_failed", error=f"{type(exc).__name__}: {exc}")
         return True
 
     def _failed(self, message: str, started: float, retryable: bool, exit_code: int) -> bool:

@@ -96,15 +96,22 @@ class Bundle:
         return [path for path in previous.files if path not in self.files and path != previous.main]
 
     def write(self, directory: Path) -> None:
-        """Write every file under ``directory`` (created), mode 0644, fsynced."""
+        """Write every file under ``directory`` (created), fsynced; mode 0644, or 0600 for private keys
+        (``certs/*``, ``*.key``: set before any byte is written)."""
         for path, data in self.files.items():
             target = directory / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as handle:
+            mode = 0o600 if is_private(path) else 0o644
+            with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as handle:
+                os.fchmod(handle.fileno(), mode)
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(target, 0o644)
+
+
+def is_private(path: str) -> bool:
+    """Whether a bundle file holds a private key (https: ``certs/<name>.pem``, ``*.key``)."""
+    return path.startswith("certs/") or path.endswith(".key")
 
 
 def target_of(bundle: Bundle, main_path: Path, path: str) -> Path:

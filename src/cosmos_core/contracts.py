@@ -260,6 +260,33 @@ class Setting:
     @property
     def table_key(self) -> str:
         return self.key or self.name
+# ------------------------------------------------------ certificate resolvers (https)
+
+
+class CertificateResolver(Protocol):
+    """Obtains and renews certificates for the hosts services claim (e.g. ACME), off the pass.
+
+    The agent calls :meth:`observe` after every pass; the resolver works on its
+    own thread, installs certificates into the running HAProxy itself (runtime
+    API, no reload) and reports every change to the ``subscribe``d callbacks
+    so the next bundle carries the certificates as well.
+    """
+
+    def certificates(self) -> list[Any]:
+        """Every certificate it holds now (:class:`cosmos_core.certs.Certificate`)."""
+
+    def subscribe(self, callback: Callable[[list[Any]], None]) -> None:
+        """Call ``callback(certificates)`` after each change."""
+
+    def observe(self, hosts: Sequence[str], reloaded: bool = False) -> None:
+        """The host names the latest pass wants certificates for; ``reloaded``: it reloaded HAProxy.
+
+        Cheap: hands the names to the resolver's thread, which waits for HAProxy's new
+        worker after a reload before it talks to the runtime API.
+        """
+
+    def close(self) -> None:
+        """Stop the resolver's thread."""
 
 
 StoreFactory = Callable[[StoreURL, "Settings"], StateStore]
@@ -268,3 +295,4 @@ EmitterFactory = Callable[["Settings"], Emitter]
 ReloaderFactory = Callable[["Settings"], Reloader]
 EventSourceFactory = Callable[["Settings"], EventSource]
 PassFactory = Callable[["Runtime"], "Pass"]
+CertificateResolverFactory = Callable[["Settings"], CertificateResolver]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import pluggy
 
 from cosmos_core.contracts import (
+    CertificateResolverFactory,
     EmitterFactory,
     EventSourceFactory,
     PassFactory,
@@ -151,6 +152,21 @@ def cosmos_settings() -> list[Setting]:
     """
 
 
+# ========================================================= certificate resolvers
+
+
+@hookspec
+def cosmos_certificate_resolvers() -> list[Provides[CertificateResolverFactory]]:
+    """Name the certificate resolvers this plugin provides (HTTPS, issue 12).
+
+    Called once, when the plugin registry is first built.  Takes no parameters.
+
+    Returns a list of ``Provides(name, factory)``; ``factory(settings)`` returns
+    a :class:`~cosmos_core.contracts.CertificateResolver`.  ``acme`` (from the
+    ``cosmos-acme`` plugin) is used when ``acme_directory`` is set.
+    """
+
+
 FAMILIES: dict[str, str] = {
     "event_sources": "cosmos_event_sources",
     "state_stores": "cosmos_state_stores",
@@ -158,6 +174,7 @@ FAMILIES: dict[str, str] = {
     "emitters": "cosmos_emitters",
     "reloaders": "cosmos_reloaders",
     "passes": "cosmos_passes",
+    "certificate_resolvers": "cosmos_certificate_resolvers",
 }
 """Family key (as shown by ``cosmos plugins``) -> hook name."""
 

@@ -227,3 +227,4 @@ class Plan:
             "containers_removed": sum(len(c.removed) for c in self.changes),
         }
 import cosmos_core.options_rollout  # noqa: E402,F401  (issue 11: healthcheck options register themselves)
+import cosmos_core.options_https  # noqa: E402,F401  (registers the https/hsts service options)

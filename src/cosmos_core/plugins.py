@@ -45,6 +45,7 @@ KIND_LABELS = {
     "emitters": "emitter",
     "reloaders": "reloader",
     "passes": "pass strategy",
+    "certificate_resolvers": "certificate resolver",
 }
 
 log = get_logger("cosmos.plugins")

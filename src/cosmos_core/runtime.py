@@ -62,6 +62,13 @@ class Runtime:
                               f"factory returned {type(strategy).__name__}, which has no run()/check()")
         return strategy
 
+    @cached_property
+    def certificate_resolver(self) -> Any:
+        """The ``acme`` resolver when ``acme_directory`` is set, else None (https, issue 12)."""
+        if not self.settings.options.get("acme_directory"):  # the cosmos-acme plugin's setting
+            return None
+        return self._build("certificate_resolvers", "acme", "acme_directory")
+
     def event_source(self, name: str | None = None) -> EventSource:
         return self._build("event_sources", name or self.settings.events, "events")
 
@@ -75,6 +82,8 @@ class Runtime:
         return self.plugins.get(family, name, field=field).factory(self.settings)
 
     def close(self) -> None:
+        if self.__dict__.get("certificate_resolver") is not None:
+            self.certificate_resolver.close()
         if "store" in self.__dict__:
             self.store.close()
 

@@ -3,7 +3,8 @@
 Values reaching the template were validated by the model and the routing
 modes, so the template does no escaping.  Users may point ``template`` at their
 own jinja2 file; it receives ``services`` (each with ``servers``), ``routes``,
-``bind`` and ``fallback``.
+``bind``, ``fallback`` and ``https`` (None, or the HTTPS frontend's context from
+:func:`cosmos_core.tls.context`; the files it refers to come from :meth:`HAProxyEmitter.files`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cosmos_core.bundle import Bundle
-from cosmos_core.contracts import Provides, Route
+from cosmos_core.contracts import Provides, Route, Setting
 from cosmos_core.errors import ValidationError
 from cosmos_core.hookspecs import hookimpl
 from cosmos_core.model import Service
 from cosmos_core.settings import Settings
+from cosmos_core.tls import TLSConfig, policy
+from cosmos_core.tls import context as tls_context
 
 FALLBACK_BACKEND = "_no_match"
 DEFAULT_TEMPLATE = Path(__file__).with_name("templates") / "haproxy.cfg.j2"
@@ -57,7 +60,8 @@ def cookie_value(container_id: str) -> str:
 class HAProxyEmitter:
     """Renders ``haproxy.cfg`` from a jinja2 template."""
 
-    def __init__(self, template_path: Path, bind: str, rollout: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, template_path: Path, bind: str, rollout: Mapping[str, Any] | None = None,
+                 tls: "TLSConfig | None" = None) -> None:
         import jinja2
 
         try:
@@ -77,10 +81,12 @@ class HAProxyEmitter:
             raise ValidationError("template", str(template_path), f"line {exc.lineno}: {exc.message}") from None
         self.bind = bind
         self.rollout = dict(rollout or {"runtime_api": None, "hard_stop_after": None, "spares": 0})
+        self.tls = tls
+        self.challenges: dict[str, str] = {}  # ACME HTTP-01: token -> key authorization
         self.name = str(template_path)
 
     def render(self, services: Sequence[Service], routes: Sequence[Route]) -> Bundle:
-        """The bundle: ``haproxy.cfg`` rendered from the template (no auxiliary files yet).
+        """The bundle: ``haproxy.cfg`` rendered from the template, plus the HTTPS files (:meth:`files`).
 
         Raises :class:`ValidationError` (field ``template``) if the template fails.
         """
@@ -90,13 +96,21 @@ class HAProxyEmitter:
             "bind": self.bind,
             "fallback": FALLBACK_BACKEND,
             "rollout": self.rollout,
+            "https": tls_context(self.tls, {s.name: policy(dict(s.options)) for s in services}, routes),
         }
         import jinja2
 
         try:
-            return Bundle.of(self.template.render(context))
+            return Bundle.of(self.template.render(context), self.files())
         except jinja2.TemplateError as exc:
             raise ValidationError("template", self.name, f"cannot be rendered ({exc})") from None
+
+    def files(self) -> dict[str, bytes]:
+        """The files the config refers to besides itself (relative paths -> bytes): with HTTPS on,
+        ``certs/*.pem``, ``crt-list`` and the ACME challenge map; else none."""
+        from cosmos_core.tls import files
+
+        return files(self.tls, self.challenges) if self.tls else {}
 
 
 def check_bind(value: str) -> str:
@@ -117,7 +131,7 @@ def check_bind(value: str) -> str:
 
 def make_emitter(settings: Settings) -> HAProxyEmitter:
     path = Path(settings.template) if settings.template else DEFAULT_TEMPLATE
-    return HAProxyEmitter(path, check_bind(settings.bind), rollout_context(settings))
+    return HAProxyEmitter(path, check_bind(settings.bind), rollout_context(settings), tls_config(settings))
 
 
 def rollout_context(settings: Settings) -> dict[str, Any]:
@@ -131,6 +145,43 @@ def rollout_context(settings: Settings) -> dict[str, Any]:
     return {"runtime_api": api, "hard_stop_after": settings.hard_stop_after or None, "spares": SPARES if api else 0}
 
 
+# https (issue 12): the emitter's own settings
+CERTS_DIR = Setting("certs_dir", str, None, "PEM files (chain + key) to serve over HTTPS; turns HTTPS on",
+                    section="haproxy")
+HTTPS_BIND = Setting("https_bind", str, ":443", "the HTTPS frontend's bind address", section="haproxy")
+HTTPS_DEFAULT_CERT = Setting("https_default_cert", str, None,
+                             "file stem of the certificate served to names no certificate carries "
+                             "(default: refuse them, strict-sni)", section="haproxy")
+
+
+def tls_config(settings: Settings) -> TLSConfig | None:
+    """HTTPS is on when a certificate directory or an ACME directory is set; loads the certificates.
+
+    ``acme_directory`` is the ``cosmos-acme`` plugin's setting (absent when it is not installed).
+    """
+    certs_dir = settings.option(CERTS_DIR)
+    acme = bool(settings.options.get("acme_directory"))
+    if not certs_dir and not acme:
+        return None
+    from cosmos_core.certs import load_dir
+
+    certs = load_dir(certs_dir) if certs_dir else []
+    default = settings.option(HTTPS_DEFAULT_CERT)
+    if default is not None and default not in {c.name for c in certs}:
+        raise ValidationError("https_default_cert", default, "names no loaded certificate (the file stem in certs_dir)")
+    bind = settings.option(HTTPS_BIND)
+    try:
+        check_bind(bind)
+    except ValidationError as exc:
+        raise ValidationError("https_bind", bind, exc.reason) from None
+    return TLSConfig(bind, tuple(certs), default, acme)
+
+
 @hookimpl
 def cosmos_emitters() -> list[Provides]:
     return [Provides("haproxy", make_emitter, "haproxy.cfg from a jinja2 template")]
+
+
+@hookimpl
+def cosmos_settings() -> list[Setting]:
+    return [CERTS_DIR, HTTPS_BIND, HTTPS_DEFAULT_CERT]

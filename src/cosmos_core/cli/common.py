@@ -33,6 +33,32 @@ StoreOpt = Annotated[
         show_default=False,
     ),
 ]
+# https (issue 12)
+CertsDirOpt = Annotated[
+    Optional[str],
+    typer.Option("--certs-dir", envvar="COSMOS_CERTS_DIR", show_default=False,
+                 help="Directory of PEM files (certificate chain + private key) to serve over HTTPS."),
+]
+HttpsBindOpt = Annotated[
+    Optional[str],
+    typer.Option("--https-bind", envvar="COSMOS_HTTPS_BIND", show_default=False,
+                 help="Address:port of the HTTPS frontend (default :443; on when --certs-dir or --acme-directory)."),
+]
+AcmeDirectoryOpt = Annotated[
+    Optional[str],
+    typer.Option("--acme-directory", envvar="COSMOS_ACME_DIRECTORY", show_default=False,
+                 help="ACME directory URL; turns automatic certificates (HTTP-01) on."),
+]
+AcmeEmailOpt = Annotated[
+    Optional[str],
+    typer.Option("--acme-email", envvar="COSMOS_ACME_EMAIL", show_default=False,
+                 help="Contact e-mail of the ACME account."),
+]
+AcmeCABundleOpt = Annotated[
+    Optional[str],
+    typer.Option("--acme-ca-bundle", envvar="COSMOS_ACME_CA_BUNDLE", show_default=False,
+                 help="CA file for a private ACME server's own TLS."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 

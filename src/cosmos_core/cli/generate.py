@@ -30,10 +30,12 @@ def generate(
     emitter: Annotated[
         Optional[str], typer.Option("--emitter", envvar="COSMOS_EMITTER", help="Config emitter name (default: haproxy).")
     ] = None,
+    certs_dir: common.CertsDirOpt = None,
+    https_bind: common.HttpsBindOpt = None,
 ) -> None:
     """Merge a request with the stored services, store the result and print the config."""
     settings, plugins = common.settings_and_plugins(ctx, store=store, payload=payload, template=template,
-                                                    emitter=emitter)
+                                                    emitter=emitter, certs_dir=certs_dir, https_bind=https_bind)
     with common.errors(settings.debug):
         from cosmos_core.runtime import Runtime
 

@@ -78,6 +78,11 @@ def watch(
         typer.Option("--hard-stop-after", help="Seconds after a reload before old HAProxy workers are stopped "
                      "(0: never). (default: 60)", show_default=False),
     ] = None,
+    certs_dir: common.CertsDirOpt = None,
+    https_bind: common.HttpsBindOpt = None,
+    acme_directory: common.AcmeDirectoryOpt = None,
+    acme_email: common.AcmeEmailOpt = None,
+    acme_ca_bundle: common.AcmeCABundleOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Sync, reload and exit (exit 2 if refused, 1 if it failed).")] = False,
 ) -> None:
     """Keep HAProxy in step with this host's labelled containers until SIGTERM/SIGINT."""
@@ -97,6 +102,8 @@ def watch(
         payload=payload,
         debounce_interval=debounce_interval,
         hard_stop_after=hard_stop_after,
+        certs_dir=certs_dir, https_bind=https_bind,
+        acme_directory=acme_directory, acme_email=acme_email, acme_ca_bundle=acme_ca_bundle,
     )
     with common.errors(settings.debug):
         from dataclasses import replace
@@ -113,6 +120,10 @@ def watch(
         try:
             runtime.strategy.check()  # fail fast: a local store that cannot be reached
             agent = Agent(runtime, runtime.event_source(), runtime.reloader)
+            if runtime.settings.options.get("acme_directory") or runtime.settings.options.get("certs_dir"):
+                from cosmos_core.tls_agent import attach
+
+                attach(runtime, agent)  # https (issue 12): certificate files; ACME, installed without a reload
             install_signal_handlers(agent)
             stats = agent.run(once=once)
         finally:

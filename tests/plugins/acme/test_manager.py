@@ -1,0 +1,119 @@
+"""CertificateManager decisions without a network: renew threshold, leases, backoff, wildcard, install."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from cosmos_acme.issuer import AcmeError
+from cosmos_acme.manager import CertificateManager, backoff_delay
+from cosmos_acme.storage import DirStorage
+from tests.support.tls import make_ca
+
+
+class FakeIssuer:
+    directory_url = "https://acme.test/dir"
+
+    def __init__(self, days: float = 90) -> None:
+        self.ca, self.days, self.orders, self.fail = make_ca(), days, [], None
+
+    def account(self, stored):  # type: ignore[no-untyped-def]
+        from cosmos_acme.issuer import Account
+
+        return stored or Account(b"-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n", "{}")
+
+    def issue(self, names, publish, unpublish):  # type: ignore[no-untyped-def]
+        self.orders.append(tuple(names))
+        if self.fail:
+            raise self.fail
+        publish("tok", "tok.key")
+        unpublish("tok")
+        pem = self.ca.issue(list(names), days=self.days)
+        cut = pem.index(b"-----BEGIN PRIVATE KEY")
+        return pem[:cut], pem[cut:]
+
+
+class FakeInstaller:
+    def __init__(self) -> None:
+        self.certs: dict[str, bytes] = {}
+        self.published: list[str] = []
+
+    def installed(self) -> set[str]:
+        return set(self.certs)
+
+    def install(self, file: str, pem: bytes) -> str:
+        self.certs[file] = pem
+        return "added"
+
+    def publish(self, token: str, value: str) -> None:
+        self.published.append(token)
+
+    def unpublish(self, token: str) -> None:
+        self.published.remove(token)
+
+
+@pytest.fixture
+def parts(tmp_path):
+    clock = [1000.0]
+    issuer, installer, storage = FakeIssuer(), FakeInstaller(), DirStorage(tmp_path / "acme")
+    manager = CertificateManager(issuer, storage, installer, clock=lambda: clock[0], owner="me")
+    return manager, issuer, installer, storage, clock
+
+
+def test_issue_once_then_serve_then_renew_below_the_threshold(parts) -> None:
+    manager, issuer, installer, storage, _ = parts
+    changes = []
+    manager.on_change = changes.append
+    assert manager.sync(["a.test"]) == {"a.test": "issued"}
+    assert installer.certs.keys() == {"certs/a.test.pem"} and installer.published == []
+    assert manager.sync(["a.test"]) == {"a.test": "valid"} and issuer.orders == [("a.test",)]
+    assert len(changes) == 1 and [c.name for c in changes[0]] == ["a.test"]
+    installer.certs.clear()  # HAProxy restarted from an old bundle / another agent's HAProxy
+    assert manager.sync(["a.test"]) == {"a.test": "installed"} and len(issuer.orders) == 1
+    manager.renew_days = 100  # 90 days left: renew now
+    assert manager.sync(["a.test"]) == {"a.test": "renewed"} and len(issuer.orders) == 2
+
+
+def test_a_lease_held_elsewhere_means_no_order(parts) -> None:
+    manager, issuer, _, storage, _ = parts
+    assert storage.acquire("a.test", "other-agent", 60)
+    assert manager.sync(["a.test"]) == {"a.test": "leased"} and issuer.orders == []
+    storage.release("a.test", "other-agent")
+    assert manager.sync(["a.test"]) == {"a.test": "issued"}
+    assert storage.acquire("a.test", "other-agent", 60)  # released after the order
+
+
+def test_backoff_doubles_logs_once_per_cause_and_recovers(parts) -> None:
+    manager, issuer, _, _, clock = parts
+    issuer.fail = AcmeError("order: ACME server unreachable (ConnectionError)", kind="unreachable")
+    with capture_logs() as logs:
+        assert manager.sync(["a.test"]) == {"a.test": "failed"}
+        assert manager.sync(["a.test"]) == {"a.test": "backoff"}
+        clock[0] += backoff_delay(1)
+        assert manager.sync(["a.test"]) == {"a.test": "failed"}
+        assert manager.next_due() == clock[0] + backoff_delay(2)
+        issuer.fail = AcmeError("order: rateLimited: too many", kind="rateLimited", retry_after=3600)
+        clock[0] += backoff_delay(2)
+        assert manager.sync(["a.test"]) == {"a.test": "failed"}
+        assert manager.next_due() == clock[0] + 3600  # the server's wait, not the doubling
+        issuer.fail = None
+        clock[0] += 3600
+        assert manager.sync(["a.test"]) == {"a.test": "issued"}
+    assert [(e["event"], e.get("reason", "")[:30]) for e in logs if e["event"].startswith("acme_") and e["event"] != "acme_account_created"] == [
+        ("acme_failed", "order: ACME server unreachable"),
+        ("acme_failed", "order: rateLimited: too many"),
+        ("acme_recovered", ""),
+    ]
+
+
+def test_wildcards_are_refused_with_one_line(parts) -> None:
+    manager, issuer, _, _, _ = parts
+    with capture_logs() as logs:
+        for _ in range(3):
+            assert manager.sync(["*.a.test"]) == {"*.a.test": "refused"}
+    assert len(logs) == 1 and "wildcard" in logs[0]["reason"] and issuer.orders == []
+
+
+def test_backoff_delay_caps() -> None:
+    assert [backoff_delay(n) for n in (1, 2, 3)] == [60, 120, 240]
+    assert backoff_delay(30) == 6 * 3600

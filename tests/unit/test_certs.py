@@ -1,0 +1,136 @@
+"""Certificates you bring: each PEM checked at load, a bad file skipped with one warning."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from cosmos_core.certs import CertificateError, for_host, load_dir, name_matches, parse_pem, write_files
+from tests.support.tls import make_ca, other_key_pem
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return make_ca()
+
+
+def test_parse_reads_names_issuer_expiry_and_normalises_pem(ca) -> None:
+    pem = ca.issue(["a.example.com", "www.a.example.com"], days=30)
+    cert = parse_pem(b"\n\n" + pem.replace(b"\n-----BEGIN", b"\n\n-----BEGIN"), "a.pem")
+    assert cert.names == ("a.example.com", "www.a.example.com")
+    assert "Cosmos Test CA" in cert.issuer
+    assert 29 < cert.days_left() <= 30
+    assert b"\n\n" not in cert.pem and cert.pem.endswith(b"-----END PRIVATE KEY-----\n")
+    assert cert.pem.count(b"BEGIN CERTIFICATE") == 2
+    assert cert.name == "a.example.com" and cert.file == "certs/a.example.com.pem"
+    assert "PRIVATE" not in repr(cert)
+
+
+def test_cn_is_used_only_without_sans(ca) -> None:
+    assert parse_pem(ca.issue([], cn="cn.example.com", san=False), "x").names == ("cn.example.com",)
+    assert parse_pem(ca.issue(["san.example.com"], cn="cn.example.com"), "x").names == ("san.example.com",)
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda ca: b"not a pem at all", "no PEM certificate"),
+        (lambda ca: ca.issue(["a.test"]).split(b"-----BEGIN PRIVATE KEY")[0], "no PEM private key"),
+        (lambda ca: ca.issue(["a.test"]) + other_key_pem(), "more than one private key"),
+        (lambda ca: ca.issue(["a.test"], key=None).replace(b"MII", b"XXX", 1), "cannot be parsed"),
+        (lambda ca: ca.issue(["a.test"]).split(b"-----BEGIN PRIVATE KEY")[0] + other_key_pem(), "does not match"),
+        (lambda ca: ca.issue(["a.test"], days=-1, start_days=-10), "expired on"),
+        (lambda ca: ca.issue(["a.test"], start_days=5, days=10), "not valid before"),
+    ],
+)
+def test_bad_pem_is_refused_with_the_reason(ca, make, reason) -> None:
+    with pytest.raises(CertificateError) as err:
+        parse_pem(make(ca), "dir/bad.pem")
+    assert reason in err.value.reason
+    assert str(err.value).startswith("certificate dir/bad.pem: ")
+
+
+def test_load_dir_skips_each_bad_file_with_one_warning(ca, tmp_path) -> None:
+    from structlog.testing import capture_logs
+
+    (tmp_path / "good.pem").write_bytes(ca.issue(["good.test"]))
+    (tmp_path / "expired.pem").write_bytes(ca.issue(["old.test"], days=-1, start_days=-10))
+    (tmp_path / "mismatch.pem").write_bytes(ca.issue(["m.test"]).split(b"-----BEGIN PRIVATE KEY")[0] + other_key_pem())
+    (tmp_path / "broken.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+                                          + other_key_pem())
+    (tmp_path / "notes.txt").write_text("ignored")
+    with capture_logs() as logs:
+        certs = load_dir(tmp_path)
+    assert [c.name for c in certs] == ["good"]
+    assert certs[0].source == f"dir:{tmp_path}"
+    skipped = [e for e in logs if e["event"] == "certificate_skipped"]
+    assert len(skipped) == 3 and all(e["log_level"] == "warning" for e in skipped), skipped
+    joined = "\n".join(f"{e['file']} {e['reason']}" for e in skipped)
+    for file, reason in (("expired.pem", "expired on"), ("mismatch.pem", "does not match"),
+                         ("broken.pem", "cannot be parsed")):
+        assert file in joined and reason in joined
+    assert "PRIVATE KEY" not in repr(logs)
+
+
+def test_missing_directory_is_one_error(tmp_path) -> None:
+    with pytest.raises(CertificateError, match="directory cannot be read"):
+        load_dir(tmp_path / "nope")
+
+
+def test_host_matching_exact_beats_wildcard_and_one_label_only(ca) -> None:
+    wild = parse_pem(ca.issue(["*.example.com"]), "w", name="wild")
+    exact = parse_pem(ca.issue(["a.example.com"], days=10), "e", name="exact")
+    assert name_matches("*.example.com", "x.example.com")
+    assert not name_matches("*.example.com", "a.b.example.com")
+    assert not name_matches("*.example.com", "example.com")
+    assert for_host([wild, exact], "a.example.com") is exact
+    assert for_host([wild, exact], "b.example.com") is wild
+    assert for_host([wild, exact], "other.test") is None
+
+
+def test_write_files_makes_keys_private(ca, tmp_path) -> None:
+    write_files(tmp_path, {"certs/a.pem": b"secret", "crt-list": b"certs/a.pem\n"})
+    assert (tmp_path / "certs/a.pem").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "crt-list").stat().st_mode & 0o777 == 0o644
+
+
+def test_expiry_is_judged_against_the_given_clock(ca) -> None:
+    pem = ca.issue(["a.test"], days=5)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=6)
+    with pytest.raises(CertificateError, match="expired"):
+        parse_pem(pem, "a.pem", now=later)
+
+
+def test_cosmos_certs_lists_names_issuer_expiry_source_and_services(ca, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cosmos_core.cli import app
+
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "app.pem").write_bytes(ca.issue(["first.example.com", "www.example.com"]))
+    (certs / "wild.pem").write_bytes(ca.issue(["*.example.com"]))
+    (certs / "bad.pem").write_bytes(b"junk")
+    payload = tmp_path / "p.json"
+    payload.write_text(json.dumps({"table": "t", "candidates": [
+        {"serviceName": "one", "configMode": "host", "predicate": "first.example.com", "containers": []},
+        {"serviceName": "two", "configMode": "host", "predicate": "second.example.com", "containers": []},
+        {"serviceName": "three", "configMode": "host", "predicate": "other.test", "containers": []},
+        {"serviceName": "four", "configMode": "path", "predicate": "/x", "containers": []},
+    ]}))
+    store = f"sqlite://{tmp_path}/s.db"
+    runner = CliRunner()
+    assert runner.invoke(app, ["generate", str(payload), "--store", store]).exit_code == 0
+    result = runner.invoke(app, ["certs", "--store", store, "--certs-dir", str(certs), "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)["certificates"]}
+    assert set(rows) == {"app", "wild"}
+    assert rows["app"]["services"] == ["t/one"] and rows["wild"]["services"] == ["t/two"]
+    assert rows["app"]["names"] == ["first.example.com", "www.example.com"]
+    assert rows["app"]["source"] == f"dir:{certs}" and "Cosmos Test CA" in rows["app"]["issuer"]
+    assert 89 < rows["app"]["days_left"] <= 90
+    text = runner.invoke(app, ["certs", "--store", store, "--certs-dir", str(certs)])
+    assert text.exit_code == 0 and "services: t/one" in text.stdout and "bad.pem" in text.stderr + text.stdout

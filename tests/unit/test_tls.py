@@ -1,0 +1,142 @@
+"""HTTPS rendering (pure): crt-list, bundle files, template context and the rendered frontends."""
+
+from __future__ import annotations
+
+import pytest
+
+from cosmos_core import tls
+from cosmos_core.builtin.haproxy_emitter import HAProxyEmitter, DEFAULT_TEMPLATE, tls_config
+from cosmos_core.certs import parse_pem
+from cosmos_core.contracts import Route
+from cosmos_core.errors import ValidationError
+from cosmos_core.model import Service
+from cosmos_core.options import freeze
+from cosmos_core.settings import Settings
+from tests.support.tls import make_ca
+
+
+@pytest.fixture(scope="module")
+def certs():
+    ca = make_ca()
+    return (parse_pem(ca.issue(["a.test"]), "a", name="a"), parse_pem(ca.issue(["*.b.test"]), "b", name="b"))
+
+
+def routes() -> list[Route]:
+    return [Route("app", "app", ("req.hdr(host),field(1,:) -m str -i a.test",)),
+            Route("red", "red", ("path /r", "path_beg /r/")),
+            Route("off", "off", ("path /o", "path_beg /o/"))]
+
+
+def test_crt_list_puts_the_default_first_and_files_hold_each_pem(certs) -> None:
+    config = tls.TLSConfig(":443", certs, default="b")
+    assert tls.crt_list(config) == "certs/b.pem\ncerts/a.pem\n"
+    files = tls.files(config)
+    assert files["certs/a.pem"] == certs[0].pem and files["crt-list"] == b"certs/b.pem\ncerts/a.pem\n"
+    assert tls.CHALLENGE_MAP not in files
+    with_acme = tls.files(tls.TLSConfig(":443", certs, challenges=True), {"tok2": "k2", "tok1": "k1"})
+    assert with_acme[tls.CHALLENGE_MAP] == b"tok1 k1\ntok2 k2\n"
+
+
+def test_context_serves_on_and_redirect_but_not_off(certs) -> None:
+    ctx = tls.context(tls.TLSConfig("127.0.0.1:8443", certs), {"red": "redirect", "off": "off"}, routes())
+    assert [r.service for r in ctx["routes"]] == ["app", "red"]
+    assert ctx["redirects"] == [{"service": "red", "condition": "{ path /r } || { path_beg /r/ }"}]
+    assert ctx["location"] == "https://%[req.hdr(host),field(1,:)]:8443%[capture.req.uri]"
+    assert "strict-sni" in ctx["bind"] and "alpn h2,http/1.1" in ctx["bind"] and "ssl-min-ver TLSv1.2" in ctx["bind"]
+    assert ctx["challenge_map"] is None
+    assert "strict-sni" not in tls.context(tls.TLSConfig(":443", certs, "a"), {}, [])["bind"]
+    assert tls.port_suffix(":443") == "" and tls.context(None, {}, []) is None
+
+
+def render(tls_cfg, services) -> str:
+    emitter = HAProxyEmitter(DEFAULT_TEMPLATE, ":80", tls_cfg)
+    bundle = emitter.render(services, [Route(s.name, s.name, (f"req.hdr(host),field(1,:) -m str -i {s.predicate}",))
+                                       for s in services])
+    assert set(bundle.files) == {"haproxy.cfg", *emitter.files()}  # the HTTPS files travel in the bundle
+    return bundle.config
+
+
+def test_without_https_the_config_has_no_tls_lines() -> None:
+    config = render(None, [Service("app", "host", "a.test", options=freeze({"hsts": 60, "https": "redirect"}))])
+    assert "ssl" not in config and "redirect" not in config and "Strict-Transport" not in config
+    assert "frontend https" not in config
+
+
+def test_rendered_https_frontend_redirect_hsts_and_challenges(certs) -> None:
+    services = [Service("app", "host", "a.test", options=freeze({"hsts": 600})),
+                Service("red", "host", "r.b.test", options=freeze({"https": "redirect"})),
+                Service("plain", "host", "p.test", options=freeze({"https": "off"}))]
+    config = render(tls.TLSConfig(":443", certs, challenges=True), services)
+    http, _, rest = config.partition("frontend https")
+    https, _, backends = rest.partition("# Define backends")
+    assert "use_backend plain" in http and "use_backend plain" not in https
+    assert "use_backend app" in https and "use_backend red" in https
+    assert ("http-request redirect location https://%[req.hdr(host),field(1,:)]%[capture.req.uri] code 308 "
+            "if { req.hdr(host),field(1,:) -m str -i r.b.test }") in http
+    assert "map(maps/acme-challenges.map)" in http
+    assert 'http-response set-header Strict-Transport-Security "max-age=600" if { ssl_fc }' in backends
+    assert backends.count("Strict-Transport-Security") == 1
+
+
+def test_tls_config_from_settings(certs, tmp_path) -> None:
+    assert tls_config(Settings()) is None
+    (tmp_path / "a.pem").write_bytes(certs[0].pem)
+    cfg = tls_config(Settings(options={"certs_dir": str(tmp_path), "https_bind": "127.0.0.1:8443",
+                                       "https_default_cert": "a"}))
+    assert [c.name for c in cfg.certificates] == ["a"] and cfg.default == "a" and not cfg.challenges
+    with pytest.raises(ValidationError, match="https_default_cert"):
+        tls_config(Settings(options={"certs_dir": str(tmp_path), "https_default_cert": "zzz"}))
+    with pytest.raises(ValidationError, match="https_bind"):
+        tls_config(Settings(options={"certs_dir": str(tmp_path), "https_bind": "nope"}))
+    assert tls_config(Settings(options={"acme_directory": "https://127.0.0.1:14000/dir"})).challenges
+
+
+@pytest.mark.parametrize("raw, field, message", [("maybe", "https", "off, on or redirect"),
+                                                 ("-1", "hsts", "whole number"), (True, "hsts", "whole number")])
+def test_https_options_refuse_bad_values(raw, field, message) -> None:
+    from cosmos_core.options import SERVICE_OPTIONS
+
+    with pytest.raises(ValidationError, match=message):
+        SERVICE_OPTIONS[field].check(raw, field)
+    assert SERVICE_OPTIONS["https"].check(" Redirect ", "https") == "redirect"
+    assert SERVICE_OPTIONS["hsts"].check("31536000", "hsts") == 31536000
+
+
+def test_attach_writes_the_https_files_for_the_host_reloader(certs, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from cosmos_core.tls_agent import attach
+
+    emitter = HAProxyEmitter(DEFAULT_TEMPLATE, ":80", tls.TLSConfig(":443", certs))
+    settings = Settings(reloader="host", options={"haproxy_config": str(tmp_path / "etc" / "haproxy.cfg")})
+    runtime = SimpleNamespace(emitter=emitter, certificate_resolver=None, settings=settings)
+    agent = SimpleNamespace(observers=[])
+    assert attach(runtime, agent)
+    assert (tmp_path / "etc" / "crt-list").read_text() == "certs/a.pem\ncerts/b.pem\n"
+    assert (tmp_path / "etc" / "certs" / "a.pem").stat().st_mode & 0o777 == 0o600
+    assert agent.observers == []
+    assert not attach(SimpleNamespace(emitter=HAProxyEmitter(DEFAULT_TEMPLATE, ":80"), certificate_resolver=None,
+                                      settings=settings), agent)
+
+
+def test_https_options_from_payload_and_labels() -> None:
+    from cosmos_core import payload
+    from cosmos_core.options import SERVICE_OPTIONS, from_labels
+
+    snap = payload.loads(json_bytes({"table": "t", "candidates": [
+        {"serviceName": "a", "configMode": "host", "predicate": "a.test", "https": "redirect", "hsts": 60,
+         "containers": []}]}))
+    assert dict(snap.candidates[0].options) == {"https": "redirect", "hsts": 60}
+    with pytest.raises(ValidationError) as err:
+        payload.loads(json_bytes({"table": "t", "candidates": [
+            {"serviceName": "a", "configMode": "host", "predicate": "a.test", "https": "sometimes"}]}))
+    assert "https" in err.value.field and "off, on or redirect" in str(err.value)
+    assert dict(from_labels({"cosmos.https": "off", "cosmos.hsts": "0"}, SERVICE_OPTIONS)) == {"https": "off", "hsts": 0}
+    with pytest.raises(ValidationError, match="cosmos.https"):
+        from_labels({"cosmos.https": "yes"}, SERVICE_OPTIONS)
+
+
+def json_bytes(data) -> bytes:
+    import json
+
+    return json.dumps(data).encode()
