@@ -60,8 +60,8 @@ def cookie_value(container_id: str) -> str:
 class HAProxyEmitter:
     """Renders ``haproxy.cfg`` from a jinja2 template."""
 
-    def __init__(self, template_path: Path, bind: str, rollout: Mapping[str, Any] | None = None,
-                 tls: "TLSConfig | None" = None) -> None:
+    def __init__(self, template_path: Path, bind: str, tls: "TLSConfig | None" = None,
+                 rollout: Mapping[str, Any] | None = None) -> None:
         import jinja2
 
         try:
@@ -131,7 +131,7 @@ def check_bind(value: str) -> str:
 
 def make_emitter(settings: Settings) -> HAProxyEmitter:
     path = Path(settings.template) if settings.template else DEFAULT_TEMPLATE
-    return HAProxyEmitter(path, check_bind(settings.bind), rollout_context(settings), tls_config(settings))
+    return HAProxyEmitter(path, check_bind(settings.bind), tls=tls_config(settings), rollout=rollout_context(settings))
 
 
 def rollout_context(settings: Settings) -> dict[str, Any]:
