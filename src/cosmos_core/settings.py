@@ -64,6 +64,11 @@ class Settings:
     events: str | None = None
     reloader: str | None = None
     payload: str = "-"
+    # fleet mode (cosmos watch, cosmos fleet): host id (default: the host name), seconds
+    host_id: str | None = None
+    heartbeat: float = 5.0
+    lease: float | None = None
+    advertise_address: str | None = None
     # server (cosmos serve); the token is also what the remote pass sends
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cosmos_core.cli import generate, plugins, serve, status, watch
+from cosmos_core.cli import fleet, generate, plugins, serve, status, watch
 from cosmos_core.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ app.command("status")(status.status)
 app.command("plugins")(plugins.plugins)
 app.command("serve")(serve.serve)
 app.command("watch")(watch.watch)
+app.add_typer(fleet.app, name="fleet")
 
 
 def main() -> None:

@@ -68,6 +68,24 @@ def watch(
         typer.Option("--payload", help="With --events payload: the request file, '-' for stdin (as cosmos generate).",
                      show_default=False),
     ] = None,
+    host_id: Annotated[
+        str | None,
+        typer.Option("--host-id", help="Fleet host id: this host owns the containers it reports. (default: host name)",
+                     show_default=False),
+    ] = None,
+    heartbeat: Annotated[
+        float | None, typer.Option("--heartbeat", help="Seconds between host heartbeats. (default: 5)", show_default=False)
+    ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option("--lease", help="Seconds without a heartbeat after which a host is dead. (default: 3 x heartbeat)",
+                     show_default=False),
+    ] = None,
+    advertise_address: Annotated[
+        str | None,
+        typer.Option("--advertise-address", help="Address other hosts reach this host at; containers are then routed "
+                     "at it plus their published port (label cosmos.address=network overrides).", show_default=False),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Sync, reload and exit (exit 2 if refused, 1 if it failed).")] = False,
 ) -> None:
     """Keep HAProxy in step with this host's labelled containers until SIGTERM/SIGINT."""
@@ -85,22 +103,31 @@ def watch(
         debounce_quiet=debounce_quiet,
         debounce_max_wait=debounce_max_wait,
         payload=payload,
+        host_id=host_id,
+        heartbeat=heartbeat,
+        lease=lease,
+        advertise_address=advertise_address,
     )
     with common.errors(settings.debug):
         from dataclasses import replace
 
         from cosmos_core.agent import Agent, install_signal_handlers
+        from cosmos_core.fleet_agent import join
         from cosmos_core.runtime import Runtime
 
         settings = replace(settings, events=agent_default(plugins, "event_sources", settings.events, "events"),
                            reloader=agent_default(plugins, "reloaders", settings.reloader, "reloader"))
         runtime = Runtime(settings, plugins)
+        member = None
         try:
             runtime.strategy.check()  # fail fast: a local store that cannot be reached
-            agent = Agent(runtime, runtime.event_source(), runtime.reloader)
+            source, member = join(runtime, runtime.event_source())
+            agent = Agent(runtime, source, runtime.reloader)
             install_signal_handlers(agent)
             stats = agent.run(once=once)
         finally:
+            if member is not None:
+                member.stop()
             runtime.close()
     if once and stats.failures:
         typer.echo(f"cosmos: error: {stats.last_error}", err=True)
