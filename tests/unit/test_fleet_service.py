@@ -51,3 +51,24 @@ def test_lambda_merges_hosts(api: Api) -> None:
     for host, cid in (("a", "a1"), ("b", "b1")):
         assert app(v2_event("POST", "/generate", report(host, cid), JSON), None)["statusCode"] == 200
     assert stored(api) == [("a1", "a"), ("b1", "b")]
+
+
+def test_a_store_file_from_before_fleet_mode_gains_the_host_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from cosmos_core.builtin.sqlite_store import SQLiteStore
+    from cosmos_core.model import Container, Service
+    from cosmos_core.reconcile import diff
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE containers (tbl TEXT NOT NULL, service TEXT NOT NULL, id TEXT NOT NULL, host TEXT NOT NULL,"
+        " port INTEGER, PRIMARY KEY (tbl, service, id)) WITHOUT ROWID;"
+    )
+    conn.close()
+    store = SQLiteStore(str(path))
+    web = Service("web", "host", "w.test", None, 80, (Container("c1", "10.0.0.1", host_id="a"),))
+    store.apply("t", diff({}, {"web": web}), store.load("t"))
+    assert store.load("t").services["web"] == web
+    store.close()

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS services (
     cookie TEXT, port INTEGER, options TEXT, PRIMARY KEY (tbl, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS containers (
     tbl TEXT NOT NULL, service TEXT NOT NULL, id TEXT NOT NULL, host TEXT NOT NULL,
-    port INTEGER, options TEXT, PRIMARY KEY (tbl, service, id)) WITHOUT ROWID;
+    port INTEGER, options TEXT, host_id TEXT, PRIMARY KEY (tbl, service, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS revisions (
     tbl TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hosts (
@@ -218,7 +218,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN options TEXT")
     columns = {row[1] for row in conn.execute("PRAGMA table_info(containers)")}
     if "host_id" not in columns:  # a file from before fleet mode
-        conn.execute("ALTER TABLE containers ADD COLUMN host_id TEXT")
+        try:
+            conn.execute("ALTER TABLE containers ADD COLUMN host_id TEXT")
+        except sqlite3.OperationalError as exc:  # another handle migrated it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def open_store(url: StoreURL, settings: Settings) -> SQLiteStore:
