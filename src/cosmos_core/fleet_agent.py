@@ -14,8 +14,9 @@
   the reloader reloads only when the config bytes changed.
 
 When the store cannot be reached, the member logs once (``fleet_store_unreachable``),
-retries with backoff (1 s doubling to :data:`RETRY_MAX`), expires nobody (the
-liveness is judged at the last successful read) and, once back
+retries with :class:`~cosmos_core.backoff.Backoff` (1 s doubling to :data:`RETRY_MAX`,
+equal jitter), expires nobody (the liveness is judged at the last successful
+read) and, once back
 (``fleet_store_reachable``), wakes the agent so it converges.  The agent keeps
 its last good config meanwhile: a failed pass never reloads.
 
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from cosmos_core.backoff import Backoff
 from cosmos_core.contracts import EventSource, StateStore
 from cosmos_core.errors import CosmosError, ValidationError
 from cosmos_core.fleet import FleetStore, Liveness, lease_for
@@ -52,7 +54,8 @@ _REFRESH, _END = object(), object()
 
 
 def _retry_delay(attempt: int) -> float:
-    return min(RETRY_MAX, RETRY_START * 2 ** (attempt - 1))
+    """Equal jitter: after a partition many agents come back to one store at once."""
+    return Backoff(RETRY_START, RETRY_MAX, jitter="equal").delay(attempt)
 
 
 class FleetSource:
