@@ -20,6 +20,7 @@ from cosmos_core.validate import (
     check_container_id,
     check_cookie,
     check_host,
+    check_host_id,
     check_mode,
     check_name,
     check_port,
@@ -34,13 +35,16 @@ class Container:
     """One instance of a service: a container id and the address HAProxy reaches it at.
 
     ``port`` may be ``None``: the service's port applies then.  ``options`` are
-    per-server options (:data:`cosmos_core.options.CONTAINER_OPTIONS`).
+    per-server options (:data:`cosmos_core.options.CONTAINER_OPTIONS`).  ``host_id``
+    is the fleet host that reported the container (``None``: single-host mode);
+    ``host`` stays the address.
     """
 
     id: str
     host: str
     port: int | None = None
     options: Options = ()
+    host_id: str | None = None
 
     def __post_init__(self) -> None:
         if type(self.id) is not str or not CONTAINER_ID_RE.fullmatch(self.id):
@@ -51,6 +55,18 @@ class Container:
             object.__setattr__(self, "port", check_port(port, "port"))
         if self.options:
             object.__setattr__(self, "options", check_options(self.options, CONTAINER_OPTIONS))
+        if self.host_id is not None:
+            object.__setattr__(self, "host_id", check_host_id(self.host_id, "host"))
+
+    def owned_by(self, host_id: str | None) -> "Container":
+        """This container reported by ``host_id`` (already checked: no validation again)."""
+        if self.host_id == host_id:
+            return self
+        new = object.__new__(Container)
+        for name in ("id", "host", "port", "options"):
+            object.__setattr__(new, name, getattr(self, name))
+        object.__setattr__(new, "host_id", host_id)
+        return new
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +137,8 @@ class Service:
             "cookie": self.cookie,
             "port": self.port,
             "containers": [
-                {"id": c.id, "address": self.endpoint(c), **({"options": dict(c.options)} if c.options else {})}
+                {"id": c.id, "address": self.endpoint(c), **({"options": dict(c.options)} if c.options else {}),
+                 **({"host": c.host_id} if c.host_id else {})}
                 for c in self.containers
             ],
             **({"options": dict(self.options)} if self.options else {}),
@@ -164,12 +181,20 @@ class Snapshot:
 
     ``table`` is the payload's ``tableName``/``table`` (``None`` when absent);
     ``candidates_key`` is how the source calls its candidates, for error paths.
+    ``host_id`` (the payload's ``host``) makes the snapshot the truth for that
+    fleet host's containers only; ``None`` keeps the single-host meaning (the
+    snapshot is the whole truth).
     """
 
     table: str | None
     running: tuple[RunningContainer, ...] = ()
     candidates: tuple[Service, ...] = ()
     candidates_key: str = field(default="candidates", compare=False)
+    host_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.host_id is not None:
+            check_host_id(self.host_id, "host")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,9 @@ Dialects:
   ``ip`` as ``host:port``;
 * later: ``table`` / ``running`` / ``candidates``, with an optional ``port`` field.
 
+Both take an optional top-level ``host``: the fleet host id that reports the
+snapshot (see :class:`~cosmos_core.model.Snapshot`).
+
 Every error is a :class:`ValidationError` whose field is the JSON path in the
 payload, e.g. ``candidateServices[1].containers[0].ip``.
 """
@@ -26,6 +29,7 @@ from cosmos_core.model import (
 )
 from cosmos_core.validate import (
     check_cookie,
+    check_host_id,
     check_mode,
     check_name,
     check_port,
@@ -62,6 +66,7 @@ def parse(data: Any) -> Snapshot:
         running=tuple(_running(running_key, running)),
         candidates=tuple(_merge_candidates(candidates_key, candidates)),
         candidates_key=candidates_key,
+        host_id=check_host_id(data.get("host"), "host"),
     )
 
 
@@ -157,7 +162,7 @@ def dump(snapshot: Snapshot) -> dict[str, Any]:
 
     Used to send a snapshot to a remote Cosmos.  Each container's port goes in
     its own ``port`` field, so IPv6 hosts need no brackets; unset values
-    (``table``, ``cookie``, ``port``) are left out.  The round trip is exact
+    (``table``, ``host``, ``cookie``, ``port``) are left out.  The round trip is exact
     for every snapshot :func:`parse` builds (a candidate without a port but
     with containers would come back with its first container's port, as
     :func:`parse` infers it).
@@ -165,6 +170,8 @@ def dump(snapshot: Snapshot) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if snapshot.table is not None:
         data["table"] = snapshot.table
+    if snapshot.host_id is not None:
+        data["host"] = snapshot.host_id
     data["running"] = [
         {"serviceName": entry.service, **_dump_container(entry.container)} for entry in snapshot.running
     ]

@@ -19,6 +19,7 @@ from cosmos_core.backoff import Backoff
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ApplyResult, Route, RoutingMode
 from cosmos_core.errors import ConflictError, PluginError, StoreError, ValidationError
+from cosmos_core.fleet import live_services
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Plan, Service, Snapshot
 from cosmos_core.reconcile import diff, reconcile
@@ -110,6 +111,9 @@ def render(runtime: Runtime, services: Mapping[str, Service]) -> Bundle:
     An emitter that returns text gets it wrapped as ``haproxy.cfg``; any other
     type is a :class:`~cosmos_core.errors.PluginError` naming the emitter.
     """
+    liveness = getattr(runtime, "liveness", None)
+    if liveness is not None:  # fleet mode: dead hosts' containers leave the config
+        services = live_services(services, liveness.dead())
     ordered = [services[name] for name in sorted(services)]
     emitter = runtime.emitter
     rendered = emitter.render(ordered, build_routes(ordered, runtime.routing))

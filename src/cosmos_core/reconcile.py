@@ -14,6 +14,15 @@ The rules (the original Cosmos semantics, with its defects fixed):
    candidate's containers; running containers of unknown services are ignored.
 5. Containers are de-duplicated by id (the later source wins).
 6. No service with a running container is ever dropped.
+
+Fleet mode (a snapshot with a ``host_id``): the snapshot is the truth for that
+host's containers only.  Rules 1-2 apply to the containers that host owns
+(``host_id`` equal, or ``None``: left by single-host mode, so a host that
+switches to fleet mode still cleans them up); other hosts' containers are
+kept untouched, and a stored service lives while any container of it is
+stored.  Every container of the snapshot is stamped with its ``host_id``.
+Which hosts are alive is not reconcile's business: rendering filters
+(:func:`cosmos_core.fleet.live_services`).
 """
 
 from __future__ import annotations
@@ -26,29 +35,36 @@ from cosmos_core.model import Change, Container, Plan, Service, Snapshot
 
 def reconcile(stored: Mapping[str, Service], snapshot: Snapshot) -> dict[str, Service]:
     """The desired services, keyed and sorted by name."""
+    owner = snapshot.host_id
     running: dict[str, dict[str, Container]] = {}
     for entry in snapshot.running:
-        running.setdefault(entry.service, {})[entry.container.id] = entry.container
+        container = entry.container if owner is None else entry.container.owned_by(owner)
+        running.setdefault(entry.service, {})[container.id] = container
 
     desired: dict[str, Service] = {}
     for name, service in stored.items():
         alive = running.get(name)
-        if alive:
-            desired[name] = _keep_running(service, alive)
+        others: tuple[Container, ...] = ()
+        if owner is not None:
+            others = tuple(c for c in service.containers if c.host_id is not None and c.host_id != owner)
+        if alive or others:
+            desired[name] = _keep_running(service, alive or {}, others)
 
     for candidate in snapshot.candidates:
         base = desired.get(candidate.name)
-        merged = (base.containers if base else ()) + candidate.containers
+        own = candidate.containers if owner is None else tuple(c.owned_by(owner) for c in candidate.containers)
+        merged = (base.containers if base else ()) + own
         port = candidate.port if candidate.port is not None or base is None else base.port
         desired[candidate.name] = candidate.derive(port=port, containers=merged)
 
     return {name: desired[name] for name in sorted(desired)}
 
 
-def _keep_running(service: Service, alive: Mapping[str, Container]) -> Service:
-    """Rule 2: the running containers of a stored service, at their reported address."""
+def _keep_running(service: Service, alive: Mapping[str, Container], others: tuple[Container, ...] = ()) -> Service:
+    """Rule 2: the running containers of a stored service, at their reported address
+    (after ``others``: other fleet hosts' containers, kept as stored)."""
     stored_ports = {c.id: c.port for c in service.containers}
-    containers = []
+    containers = list(others)
     for container in alive.values():
         port = container.port if container.port is not None else stored_ports.get(container.id)
         if port is None and service.port is None:

@@ -13,6 +13,7 @@ from cosmos_core.settings import Settings
 
 if TYPE_CHECKING:
     from cosmos_core.passes import Pass
+    from cosmos_core.fleet import Liveness
 
 
 class Runtime:
@@ -22,6 +23,8 @@ class Runtime:
         self.settings = settings
         self.plugins = plugins if plugins is not None else Plugins.discover()
         self._routing: dict[str, RoutingMode] = {}
+        #: Fleet mode: which hosts are alive (rendering leaves the others out); ``None`` renders everything.
+        self.liveness: Liveness | None = None
 
     @cached_property
     def store_url(self) -> StoreURL:

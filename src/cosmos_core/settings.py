@@ -68,6 +68,11 @@ class Settings:
     # ipv4@127.0.0.1:9999 inside the HAProxy container; "off": none) and hard-stop-after in seconds (0: none)
     runtime_api: str | None = None
     hard_stop_after: int = 60
+    # fleet mode (cosmos watch, cosmos fleet): host id (default: the host name), seconds
+    host_id: str | None = None
+    heartbeat: float = 5.0
+    lease: float | None = None
+    advertise_address: str | None = None
     # server (cosmos serve); the token is also what the remote pass sends
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080

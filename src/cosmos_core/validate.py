@@ -24,6 +24,7 @@ DEFAULT_MODE = "host"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 CONTAINER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _MODE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _COOKIE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # A predicate is one token that keeps its meaning inside an HAProxy expression:
@@ -64,6 +65,13 @@ def check_name(value: Any, field_name: str = "serviceName") -> str:
 
 def check_container_id(value: Any, field_name: str = "id") -> str:
     return _token(value, field_name, CONTAINER_ID_RE, "must be 1-128 characters of letters, digits, '_', '.', '-'")
+
+
+def check_host_id(value: Any, field_name: str = "host") -> str | None:
+    """A fleet host id (the reporting host, not an address), or ``None`` (missing, null or empty)."""
+    if value is None or value == "":
+        return None
+    return _token(value, field_name, _HOST_ID, "must be 1-128 characters of letters, digits, '_', '.', '-'")
 
 
 def check_mode(value: Any, field_name: str = "configMode") -> str:

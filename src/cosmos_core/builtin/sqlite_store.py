@@ -4,6 +4,12 @@ Layout: one row per service and one per container, keyed by table (namespace).
 A per-table revision counter gives optimistic locking: ``load`` returns it as
 the state's token and ``apply`` writes only if it has not moved, inside one
 ``BEGIN IMMEDIATE`` transaction, so a half-written plan is never visible.
+
+Fleet mode (several agents on one machine): containers keep the host that
+reported them (``host_id``), and a ``hosts`` table holds each host's heartbeat
+counter and advertised address; the revision is the fleet generation
+(:class:`cosmos_core.fleet.FleetStore`).  Files from before fleet mode gain the
+``host_id`` column when first opened.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Iterator
 from cosmos_core import options as opts
 from cosmos_core.contracts import ApplyResult, Provides, StoreURL
 from cosmos_core.errors import ConflictError, StoreError, ValidationError
+from cosmos_core.fleet import FleetView, HostRecord
 from cosmos_core.hookspecs import hookimpl
 from cosmos_core.model import Change, Container, Plan, Service, State
 from cosmos_core.settings import Settings, default_store_url
@@ -26,9 +33,12 @@ CREATE TABLE IF NOT EXISTS services (
     cookie TEXT, port INTEGER, options TEXT, PRIMARY KEY (tbl, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS containers (
     tbl TEXT NOT NULL, service TEXT NOT NULL, id TEXT NOT NULL, host TEXT NOT NULL,
-    port INTEGER, options TEXT, PRIMARY KEY (tbl, service, id)) WITHOUT ROWID;
+    port INTEGER, options TEXT, host_id TEXT, PRIMARY KEY (tbl, service, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS revisions (
     tbl TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hosts (
+    tbl TEXT NOT NULL, host TEXT NOT NULL, beats INTEGER NOT NULL, address TEXT,
+    PRIMARY KEY (tbl, host)) WITHOUT ROWID;
 """
 
 
@@ -59,23 +69,18 @@ class SQLiteStore:
         return conn
 
     def load(self, table: str) -> State:
-        with self._errors():
-            conn = self.conn
-            conn.execute("BEGIN")
-            try:
-                revision = self._revision(table)
-                rows = conn.execute(
-                    "SELECT name, mode, predicate, cookie, port, options FROM services WHERE tbl = ? ORDER BY name",
-                    (table,),
-                ).fetchall()
-                members: dict[str, list[Container]] = {}
-                for service, cid, host, port, options in conn.execute(
-                    "SELECT service, id, host, port, options FROM containers WHERE tbl = ? ORDER BY service, id",
-                    (table,),
-                ):
-                    members.setdefault(service, []).append(self._container(table, cid, host, port, options))
-            finally:
-                conn.execute("COMMIT")
+        with self._reading() as conn:
+            revision = self._revision(table)
+            rows = conn.execute(
+                "SELECT name, mode, predicate, cookie, port, options FROM services WHERE tbl = ? ORDER BY name",
+                (table,),
+            ).fetchall()
+            members: dict[str, list[Container]] = {}
+            for service, cid, host, port, options, host_id in conn.execute(
+                "SELECT service, id, host, port, options, host_id FROM containers WHERE tbl = ? ORDER BY service, id",
+                (table,),
+            ):
+                members.setdefault(service, []).append(self._container(table, cid, host, port, options, host_id))
         try:
             services = {
                 name: Service(name, mode, predicate, cookie, port, tuple(members.get(name, ())),
@@ -86,9 +91,11 @@ class SQLiteStore:
             raise StoreError(f"store sqlite://{self.path}: table {table!r} holds an invalid row ({exc})") from None
         return State(services, token=revision)
 
-    def _container(self, table: str, cid: str, host: str, port: int | None, options: str | None) -> Container:
+    def _container(self, table: str, cid: str, host: str, port: int | None, options: str | None,
+                   host_id: str | None) -> Container:
         try:
-            return Container(cid, host, port, opts.decode(options, opts.CONTAINER_OPTIONS, f"container {cid}"))
+            return Container(cid, host, port, opts.decode(options, opts.CONTAINER_OPTIONS, f"container {cid}"),
+                             host_id=host_id)
         except ValidationError as exc:
             raise StoreError(f"store sqlite://{self.path}: table {table!r} holds an invalid row ({exc})") from None
 
@@ -136,14 +143,39 @@ class SQLiteStore:
             [(table, change.name, c.id) for c in change.removed],
         )
         conn.executemany(
-            "INSERT OR REPLACE INTO containers (tbl, service, id, host, port, options) VALUES (?, ?, ?, ?, ?, ?)",
-            [(table, change.name, c.id, c.host, c.port, opts.encode(c.options)) for c in change.added],
+            "INSERT OR REPLACE INTO containers (tbl, service, id, host, port, options, host_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(table, change.name, c.id, c.host, c.port, opts.encode(c.options), c.host_id) for c in change.added],
         )
         return written + len(change.added), len(change.removed)
 
     def _revision(self, table: str) -> int:
         row = self.conn.execute("SELECT revision FROM revisions WHERE tbl = ?", (table,)).fetchone()
         return row[0] if row else 0
+
+    # ------------------------------------------------------------- fleet
+
+    def heartbeat(self, table: str, host_id: str, address: str | None) -> FleetView:
+        """Count one heartbeat of ``host_id`` (the revision is left alone); the fleet after it."""
+        with self._errors():
+            self.conn.execute(
+                "INSERT INTO hosts (tbl, host, beats, address) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (tbl, host) DO UPDATE SET beats = beats + 1, address = excluded.address",
+                (table, host_id, address),
+            )
+        return self.fleet(table)
+
+    def fleet(self, table: str) -> FleetView:
+        with self._reading() as conn:
+            revision = self._revision(table)
+            rows = conn.execute("SELECT host, beats, address FROM hosts WHERE tbl = ? ORDER BY host", (table,)).fetchall()
+        hosts = {host: HostRecord(host, beats, address) for host, beats, address in rows}
+        return FleetView(revision, hosts, settled=revision)  # a plan is one transaction: settled at once
+
+    def forget_host(self, table: str, host_id: str) -> bool:
+        with self._errors():
+            cursor = self.conn.execute("DELETE FROM hosts WHERE tbl = ? AND host = ?", (table, host_id))
+            return cursor.rowcount > 0
 
     def tables(self) -> list[str]:
         with self._errors():
@@ -157,6 +189,17 @@ class SQLiteStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction (a consistent view), errors as StoreErrors."""
+        with self._errors():
+            conn = self.conn
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -173,6 +216,13 @@ def _migrate(conn: sqlite3.Connection) -> None:
         columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if "options" not in columns:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN options TEXT")
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(containers)")}
+    if "host_id" not in columns:  # a file from before fleet mode
+        try:
+            conn.execute("ALTER TABLE containers ADD COLUMN host_id TEXT")
+        except sqlite3.OperationalError as exc:  # another handle migrated it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def open_store(url: StoreURL, settings: Settings) -> SQLiteStore:

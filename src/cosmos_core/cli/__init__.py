@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cosmos_core.cli import certs, generate, plugins, serve, status, watch
+from cosmos_core.cli import certs, fleet, generate, plugins, serve, status, watch
 from cosmos_core.cli.common import GlobalOptions
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ app.command("plugins")(plugins.plugins)
 app.command("serve")(serve.serve)
 app.command("watch")(watch.watch)
 app.command("certs")(certs.certs)
+app.add_typer(fleet.app, name="fleet")
 
 
 def main() -> None:

@@ -41,5 +41,6 @@ def status(
             cookie = service["cookie"] or "-"
             lines.append(f"  {service['name']}  {service['mode']} {service['predicate']}  cookie={cookie}")
             for container in service["containers"]:
-                lines.append(f"    {container['id']}  {container['address']}")
+                host = f"  host={container['host']}" if "host" in container else ""
+                lines.append(f"    {container['id']}  {container['address']}{host}")
     common.write_stdout("\n".join(lines) + "\n")

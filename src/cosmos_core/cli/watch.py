@@ -83,6 +83,24 @@ def watch(
     acme_directory: common.AcmeDirectoryOpt = None,
     acme_email: common.AcmeEmailOpt = None,
     acme_ca_bundle: common.AcmeCABundleOpt = None,
+    host_id: Annotated[
+        str | None,
+        typer.Option("--host-id", help="Fleet host id: this host owns the containers it reports. (default: host name)",
+                     show_default=False),
+    ] = None,
+    heartbeat: Annotated[
+        float | None, typer.Option("--heartbeat", help="Seconds between host heartbeats. (default: 5)", show_default=False)
+    ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option("--lease", help="Seconds without a heartbeat after which a host is dead. (default: 3 x heartbeat)",
+                     show_default=False),
+    ] = None,
+    advertise_address: Annotated[
+        str | None,
+        typer.Option("--advertise-address", help="Address other hosts reach this host at; containers are then routed "
+                     "at it plus their published port (label cosmos.address=network overrides).", show_default=False),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Sync, reload and exit (exit 2 if refused, 1 if it failed).")] = False,
 ) -> None:
     """Keep HAProxy in step with this host's labelled containers until SIGTERM/SIGINT."""
@@ -104,11 +122,16 @@ def watch(
         hard_stop_after=hard_stop_after,
         certs_dir=certs_dir, https_bind=https_bind,
         acme_directory=acme_directory, acme_email=acme_email, acme_ca_bundle=acme_ca_bundle,
+        host_id=host_id,
+        heartbeat=heartbeat,
+        lease=lease,
+        advertise_address=advertise_address,
     )
     with common.errors(settings.debug):
         from dataclasses import replace
 
         from cosmos_core.agent import Agent, install_signal_handlers
+        from cosmos_core.fleet_agent import join
         from cosmos_core.runtime import Runtime
 
         settings = replace(settings, events=agent_default(plugins, "event_sources", settings.events, "events"),
@@ -117,9 +140,11 @@ def watch(
             # churn without reload: a stats socket on the HAProxy container's own loopback, reached by docker exec
             settings = replace(settings, runtime_api="ipv4@127.0.0.1:9999")
         runtime = Runtime(settings, plugins)
+        member = None
         try:
             runtime.strategy.check()  # fail fast: a local store that cannot be reached
-            agent = Agent(runtime, runtime.event_source(), runtime.reloader)
+            source, member = join(runtime, runtime.event_source())
+            agent = Agent(runtime, source, runtime.reloader)
             if runtime.settings.options.get("acme_directory") or runtime.settings.options.get("certs_dir"):
                 from cosmos_core.tls_agent import attach
 
@@ -127,6 +152,8 @@ def watch(
             install_signal_handlers(agent)
             stats = agent.run(once=once)
         finally:
+            if member is not None:
+                member.stop()
             runtime.close()
     if once and stats.failures:
         typer.echo(f"cosmos: error: {stats.last_error}", err=True)

@@ -19,6 +19,12 @@ the real :func:`cosmos_core.pipeline.generate`), a namespace larger than 1 MB
 (pagination), and unicode in the values the model allows.  Each test uses a
 fresh namespace (``table`` fixture), so one backing store may serve the whole
 session.  Override the class attributes to tune sizes.
+
+Fleet mode (:class:`cosmos_core.fleet.FleetStore`): container host ids round
+trip, heartbeats count up without moving the revision (so they never conflict
+with an apply), the generation moves with every apply, ``forget_host``, and
+concurrent hosts that each report their own containers all land.  A store
+without fleet support sets ``fleet = False`` and those cases are skipped.
 """
 
 from __future__ import annotations
@@ -118,6 +124,8 @@ class StoreContract:
 
     #: Parallel runners in the concurrency test.
     concurrent_runners = 8
+    #: Whether the store implements :class:`cosmos_core.fleet.FleetStore`.
+    fleet = True
     #: Services x containers in the pagination test (well past 1 MB).
     big_services = 1000
     big_containers = 8
@@ -321,3 +329,126 @@ class StoreContract:
             return
         write(store, table, {service.name: service})
         assert self.reopen(make_store, table) == {service.name: service}
+
+    # ------------------------------------------------------------ fleet
+
+    def fleet_store(self, store: StateStore) -> Any:
+        from cosmos_core.fleet import FleetStore
+
+        if not self.fleet:
+            pytest.skip("this store does not implement fleet mode")
+        assert isinstance(store, FleetStore), "fleet = True, but the store lacks heartbeat/fleet/forget_host"
+        return store
+
+    def test_container_host_ids_round_trip(self, store: StateStore, make_store: StoreFactory, table: str) -> None:
+        services = {"web": Service("web", "host", "w.example.com", None, 80, (
+            Container("a1", "10.0.0.1", None, host_id="host-a"), Container("b1", "10.0.0.2", 81, host_id="host-b"),
+            Container("legacy", "10.0.0.3"),
+        ))}
+        write(store, table, services)
+        assert self.reopen(make_store, table) == services
+        moved = {"web": services["web"].derive(containers=(Container("a1", "10.0.0.1", None, host_id="host-b"),))}
+        result = write(store, table, moved)
+        assert result.written >= 1
+        assert self.reopen(make_store, table) == moved
+
+    def test_heartbeats_count_up_and_never_move_the_revision(
+        self, store: StateStore, make_store: StoreFactory, table: str
+    ) -> None:
+        fleet = self.fleet_store(store)
+        assert fleet.fleet(table).hosts == {}
+        base = store.load(table)
+        fleet.heartbeat(table, "host-a", "192.0.2.1")
+        fleet.heartbeat(table, "host-a", "192.0.2.1")
+        fleet.heartbeat(table, "host-b", None)
+        other = make_store()
+        try:
+            view = self.fleet_store(other).fleet(table)
+        finally:
+            other.close()
+        assert {h: (r.beats, r.address) for h, r in view.hosts.items()} == {
+            "host-a": (2, "192.0.2.1"), "host-b": (1, None)}
+        assert view.generation == 0
+        assert store.load(table).services == {}
+        assert table not in store.tables()
+        # The load before the heartbeats is still a valid base: no conflict.
+        service = Service("web", "host", "w.example.com", None, 80, (Container("c1", "10.0.0.1", None, host_id="host-a"),))
+        store.apply(table, diff(base.services, {"web": service}), base)
+        after = fleet.fleet(table)
+        assert after.generation > view.generation
+        assert after.settled == after.generation  # apply returned: every write of it landed
+        assert after.hosts["host-a"].beats == 2
+        returned = fleet.heartbeat(table, "host-a", "192.0.2.9")
+        assert returned == fleet.fleet(table)  # a heartbeat answers the fleet after it
+        assert returned.hosts["host-a"] == type(after.hosts["host-a"])("host-a", 3, "192.0.2.9")
+        assert fleet.fleet(table).generation == after.generation
+
+    def test_generation_moves_with_every_apply_and_only_then(self, store: StateStore, table: str) -> None:
+        fleet = self.fleet_store(store)
+        generations = [fleet.fleet(table).generation]
+        for n in range(1, 4):
+            services = {"web": Service("web", "host", "w.example.com", None, 80,
+                                       tuple(Container(f"c{i}", f"10.0.0.{i + 1}") for i in range(n)))}
+            write(store, table, services)
+            generations.append(fleet.fleet(table).generation)
+            write(store, table, services)  # no change: no write, same generation
+            assert fleet.fleet(table).generation == generations[-1]
+        assert generations == sorted(set(generations))
+
+    def test_forget_host_removes_only_its_record(self, store: StateStore, table: str) -> None:
+        fleet = self.fleet_store(store)
+        fleet.heartbeat(table, "host-a", None)
+        fleet.heartbeat(table, "host-b", "192.0.2.2")
+        assert fleet.forget_host(table, "host-a") is True
+        assert fleet.forget_host(table, "host-a") is False
+        assert fleet.forget_host(table + "-none", "host-a") is False
+        assert list(fleet.fleet(table).hosts) == ["host-b"]
+
+    def test_concurrent_hosts_each_land_their_own_truth(self, make_store: StoreFactory, table: str) -> None:
+        """Every host reports different containers of one shared service from one stale base."""
+        from cosmos_core import pipeline
+
+        n = self.concurrent_runners
+        barrier = threading.Barrier(n)
+        beat = threading.Event()
+
+        def host(i: int) -> Any:
+            handle = _BarrierStore(make_store(), barrier)
+            try:
+                containers = tuple(Container(f"h{i}c{k}", f"10.2.{i}.{k + 1}", 8080) for k in range(3))
+                candidate = Service("shared", "host", "shared.example.com", None, None, containers)
+                running = tuple(RunningContainer("shared", c) for c in containers)
+                return pipeline.generate(runtime_for(handle), Snapshot(table, running, (candidate,), host_id=f"h{i}"))
+            finally:
+                handle.inner.close()
+
+        def heartbeats() -> None:  # heartbeats during the applies must not disturb them
+            handle = make_store()
+            try:
+                if self.fleet:
+                    while not beat.is_set():
+                        handle.heartbeat(table, "beater", None)  # type: ignore[attr-defined]
+            finally:
+                handle.close()
+
+        beater = threading.Thread(target=heartbeats)
+        beater.start()
+        try:
+            with ThreadPoolExecutor(n) as pool:
+                list(pool.map(host, range(n)))
+        finally:
+            beat.set()
+            beater.join()
+        final = self.reopen(make_store, table)["shared"]
+        assert sorted((c.id, c.host_id) for c in final.containers) == sorted(
+            (f"h{i}c{k}", f"h{i}") for i in range(n) for k in range(3))
+        # One host leaves: only its containers go.
+        from cosmos_core import pipeline as p
+
+        handle = make_store()
+        try:
+            p.generate(runtime_for(handle), Snapshot(table, host_id="h0"))
+            left = dict(handle.load(table).services)["shared"]
+        finally:
+            handle.close()
+        assert {c.host_id for c in left.containers} == {f"h{i}" for i in range(1, n)}

@@ -204,30 +204,9 @@ class Daemon:
         return f"unix://{self.root}/docker.sock"
 
     def start(self, timeout: float = 30.0) -> None:
-        import docker
+        from tests.support.engines import start_dockerd
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        log = (self.root / "dockerd.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                "dockerd", "--host", self.host, "--data-root", str(self.root / "data"),
-                "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"),
-                "--bridge", SECOND_BRIDGE, "--iptables=false", "--ip-masq=false", "--live-restore",
-            ],
-            stdout=log, stderr=log, start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client = docker.DockerClient(base_url=self.host)
-                client.ping()
-                client.close()
-                return
-            except Exception:  # noqa: BLE001 - not up yet
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"second dockerd did not start; see {self.root}/dockerd.log") from None
-                time.sleep(0.2)
+        self.proc = start_dockerd(self.root, self.host, SECOND_BRIDGE, "--live-restore", timeout=timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -41,7 +41,11 @@ SOURCES: Mapping[str, tuple[str, str | None]] = {
     "cookie": ("cosmos.cookie", "COOKIE"),
     "port": ("cosmos.port", "PORT"),
     "network": ("cosmos.network", None),
+    "address": ("cosmos.address", None),
 }
+#: ``cosmos.address`` values: the container's IP on its network, or the host's
+#: advertised address plus the container's published port (fleet hosts without an overlay).
+ADDRESS_MODES = ("network", "published")
 
 ID_LENGTH = 12
 
@@ -157,6 +161,16 @@ def address(attrs: Mapping[str, Any], network: Setting) -> str:
     return next(iter(with_ip.values()))
 
 
+def published_port(attrs: Mapping[str, Any], port: int, origin: str) -> int:
+    """The host port Docker publishes the container's TCP ``port`` on."""
+    bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp") or []
+    for binding in bindings:
+        host_port = str(binding.get("HostPort") or "")
+        if host_port.isdigit():
+            return int(host_port)
+    raise ValidationError(origin, "published", f"container port {port}/tcp is not published (docker run -p)")
+
+
 def exposed_port(attrs: Mapping[str, Any]) -> int | None:
     """The one TCP port the image exposes, if exactly one."""
     exposed = ((attrs.get("Config") or {}).get("ExposedPorts")) or {}
@@ -164,8 +178,13 @@ def exposed_port(attrs: Mapping[str, Any]) -> int | None:
     return int(tcp[0]) if len(tcp) == 1 and tcp[0].isdigit() else None
 
 
-def parse(attrs: Mapping[str, Any], check: PredicateCheck | None = None, name_filter: str | None = None) -> Parsed:
+def parse(attrs: Mapping[str, Any], check: PredicateCheck | None = None, name_filter: str | None = None,
+          advertise: str | None = None) -> Parsed:
     """The routing entry of one inspected container.
+
+    ``advertise`` (the agent's ``--advertise-address``) routes containers at
+    that address and their published port, unless ``cosmos.address=network``;
+    ``cosmos.address=published`` needs it.
 
     ``Parsed()`` when the container is filtered out, claims no service or is
     not routable (stopped, paused, unhealthy); ``Parsed(problem=...)`` when a
@@ -194,10 +213,19 @@ def parse(attrs: Mapping[str, Any], check: PredicateCheck | None = None, name_fi
         port = check_port(found["port"].value, found["port"].origin) or exposed_port(attrs)
         if port is None:
             raise ValidationError(found["port"].origin, None, "is required: the image exposes no single port")
-        current = "network"
-        host = check_host(address(attrs, found["network"]), found["network"].origin)
+        current = "address"
+        via = found["address"].value or ("published" if advertise else "network")
+        if via not in ADDRESS_MODES:
+            raise ValidationError(found["address"].origin, via, f"must be one of {', '.join(ADDRESS_MODES)}")
+        if via == "published":
+            if not advertise:
+                raise ValidationError(found["address"].origin, via, "needs the agent's --advertise-address")
+            host, reach = advertise, published_port(attrs, port, found["address"].origin)
+        else:
+            current = "network"
+            host, reach = check_host(address(attrs, found["network"]), found["network"].origin), port
         labels = config.get("Labels") or {}
-        container = Container(check_container_id(str(attrs.get("Id", ""))[:ID_LENGTH]), host, port,
+        container = Container(check_container_id(str(attrs.get("Id", ""))[:ID_LENGTH]), host, reach,
                               opts.from_labels(labels, opts.CONTAINER_OPTIONS))
         entry = Service(service, mode, predicate, cookie, port, (container,),
                         opts.from_labels(labels, opts.SERVICE_OPTIONS))

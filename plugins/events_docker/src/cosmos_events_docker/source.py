@@ -91,6 +91,7 @@ class DockerSource:
 
         self.table = settings.table
         self.name_filter = settings.option(p.NAME_FILTER) or None
+        self.advertise = settings.advertise_address or None
         self.debouncer: Debouncer[str] = Debouncer(
             settings.option(p.DEBOUNCE_QUIET),
             settings.option(p.DEBOUNCE_MAX_WAIT),
@@ -247,7 +248,7 @@ class DockerSource:
                 self._cache.pop(container_id, None)
                 continue
             inspected += 1
-            parsed = labels.parse(attrs, self.check, self.name_filter)
+            parsed = labels.parse(attrs, self.check, self.name_filter, self.advertise)
             self._cache[container_id] = parsed
             self._report(container_id, parsed)
         entries = [parsed.entry for cid, parsed in self._cache.items() if parsed.entry is not None and cid not in dying]

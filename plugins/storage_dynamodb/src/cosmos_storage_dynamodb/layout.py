@@ -3,9 +3,10 @@
 One partition per namespace (``pk`` = the namespace, i.e. the payload's table),
 so one paginated ``Query`` reads a whole namespace.  Sort keys::
 
-    rev#<owner>              revision item  {rev}: the optimistic lock of <owner>'s writers
+    rev#<owner>              revision item  {rev, hb#<host>..., ad#<host>...}: the optimistic lock
+                             (and fleet generation), plus each fleet host's heartbeat counter and address
     svc#<service>            service item   {mode, predicate, cookie?, port?, at}
-    ctr#<service>#<id>       container item {host, port?, owner, at[, expires]}
+    ctr#<service>#<id>       container item {host, port?, owner, host_id?, at[, expires]}
 
 ``at`` is the revision that wrote the item.  Names and container ids never
 contain ``#`` (the model refuses it), so the sort key alone names the service
@@ -13,11 +14,14 @@ and the container, and ``load`` reads back only the attributes it needs
 (:data:`LOAD_ATTRIBUTES`): fewer bytes, and less for botocore to parse.  Items use DynamoDB's low-level attribute values
 (``{"S": ...}``, ``{"N": ...}``): no boto3 import is needed here.
 
-Room for the multi-host mode: every container item carries its ``owner`` (the
-host that reported it; ``shared`` in today's single-owner mode) and may carry
-``expires`` (epoch seconds, the table's TTL attribute).  A later mode writes
-``owner=<host>`` plus a heartbeat ``expires`` and ignores expired items on
-load, without rewriting any existing item.
+Fleet mode: a container item carries ``host_id`` (the fleet host that
+reported it; absent in single-host mode; ``owner`` stays ``shared``, the
+writers' lock).  Heartbeats are top-level attributes ``hb#<host>`` (a counter,
+``ADD``-ed by an ``UpdateItem`` that never touches ``rev``, so heartbeats never
+conflict with applies) and ``ad#<host>`` (the advertised address) on the
+revision item, with ``settled`` (the latest revision whose writes all landed,
+set after the last batch of a plan that touches fleet containers), so one ``GetItem`` reads the fleet generation and every host
+record (:func:`decode_fleet`).  ``load`` projects neither.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 from cosmos_core import options as opts
 from cosmos_core.errors import ValidationError
+from cosmos_core.fleet import FleetView, HostRecord
 from cosmos_core.model import Container, Plan, Service
 
 PK, SK = "pk", "sk"
@@ -37,8 +42,12 @@ SERVICE_PREFIX = "svc#"
 CONTAINER_PREFIX = "ctr#"
 #: The attribute a multi-host table enables as its TTL attribute.
 EXPIRES = "expires"
-#: What ``load`` projects: everything but pk, owner and the write stamps.
-LOAD_ATTRIBUTES = ("sk", "rev", "mode", "predicate", "cookie", "port", "host", "options")
+HEARTBEAT_PREFIX = "hb#"
+ADDRESS_PREFIX = "ad#"
+#: On the revision item: the latest revision whose writes all landed (fleet plans only).
+SETTLED = "settled"
+#: What ``load`` projects: everything but pk, owner, the write stamps and heartbeats.
+LOAD_ATTRIBUTES = ("sk", "rev", "mode", "predicate", "cookie", "port", "host", "options", "host_id")
 
 Item = dict[str, dict[str, Any]]
 
@@ -85,7 +94,33 @@ def container_item(
         item["port"] = _n(container.port)
     if container.options:
         item["options"] = _s(opts.encode(container.options) or "")
+    if container.host_id is not None:
+        item["host_id"] = _s(container.host_id)
     return item
+
+
+def decode_fleet(item: Item | None) -> FleetView:
+    """The fleet generation and host records held by a revision item (``None``: no item yet)."""
+    if not item:
+        return FleetView(0)
+    generation = int(item["rev"]["N"]) if "rev" in item else 0
+    settled = int(item[SETTLED]["N"]) if SETTLED in item else 0
+    hosts = {}
+    for name, value in item.items():
+        if name.startswith(HEARTBEAT_PREFIX):
+            host_id = name[len(HEARTBEAT_PREFIX):]
+            address = item.get(ADDRESS_PREFIX + host_id, {}).get("S")
+            hosts[host_id] = HostRecord(host_id, int(value["N"]), address)
+    return FleetView(generation, {h: hosts[h] for h in sorted(hosts)}, settled)
+
+
+def touches_fleet(plan: Plan) -> bool:
+    """Whether ``plan`` writes or deletes a container some fleet host reported (fleet agents watch it)."""
+    for change in plan.changes:
+        for service in (change.before, change.after):
+            if service is not None and any(c.host_id is not None for c in service.containers):
+                return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -110,7 +145,7 @@ def decode(items: Iterable[Item], owner: str = SHARED_OWNER) -> Decoded:
     for item in items:
         sk = item[SK]["S"]
         if sk == REVISION_PREFIX + owner:
-            revision = int(item["rev"]["N"])
+            revision = int(item["rev"]["N"]) if "rev" in item else 0  # heartbeats alone create the item
         elif sk.startswith(SERVICE_PREFIX):
             settings[sk[len(SERVICE_PREFIX):]] = item
         elif sk.startswith(CONTAINER_PREFIX):
@@ -124,8 +159,9 @@ def decode(items: Iterable[Item], owner: str = SHARED_OWNER) -> Decoded:
             port = _optional_int(item, "port")
             containers = []
             for sk, container_id, member in members.pop(name, []):
+                host_id = member["host_id"]["S"] if "host_id" in member else None
                 container = Container(container_id, member["host"]["S"], _optional_int(member, "port"),
-                                      _options(member, opts.CONTAINER_OPTIONS, sk))
+                                      _options(member, opts.CONTAINER_OPTIONS, sk), host_id=host_id)
                 if container.port is None and port is None:
                     skipped.append(sk)  # left by an interrupted run: nowhere to send traffic
                 else:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from cosmos_core.backoff import Backoff
 from cosmos_core.contracts import ApplyResult, StoreURL
 from cosmos_core.errors import ConflictError, CosmosError, StoreError, ValidationError
+from cosmos_core.fleet import FleetView
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Plan, State
 from cosmos_storage_dynamodb import layout
@@ -205,6 +206,8 @@ class DynamoDBStore:
             self._lock(physical, table, int(base.token or 0), revision)
             for phase, put in ops.phases():
                 self._write(physical, phase, put)
+            if layout.touches_fleet(plan):
+                self._settle(physical, table, revision)
         result = ApplyResult(
             written=len(ops.puts) + 1,
             deleted=len(ops.container_deletes) + len(ops.service_deletes),
@@ -213,6 +216,61 @@ class DynamoDBStore:
         log.debug("dynamodb_apply", table=physical, namespace=table, revision=revision,
                   written=result.written, deleted=result.deleted, requests=result.requests)
         return result
+
+    # ---------------------------------------------------------------- fleet
+
+    def heartbeat(self, table: str, host_id: str, address: str | None) -> FleetView:
+        """One ``UpdateItem`` on the revision item: ``ADD hb#<host> 1`` (and the address); ``rev`` untouched.
+
+        ``ReturnValues=ALL_NEW`` hands back the whole item, so the heartbeat is also a fleet read.
+        """
+        physical = self.location.physical(table)
+        names = {"#b": layout.HEARTBEAT_PREFIX + host_id, "#a": layout.ADDRESS_PREFIX + host_id}
+        request: dict[str, Any] = {
+            "TableName": physical,
+            "Key": layout.revision_key(table, self.owner),
+            "UpdateExpression": "ADD #b :one " + ("SET #a = :address" if address else "REMOVE #a"),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {":one": {"N": "1"}, **({":address": {"S": address}} if address else {})},
+            "ReturnValues": "ALL_NEW",
+        }
+        with self._errors(physical):
+            try:
+                response = self.client.update_item(**request)
+            except self.client.exceptions.ResourceNotFoundException:
+                self._create_table(physical)
+                response = self.client.update_item(**request)
+        return layout.decode_fleet(response.get("Attributes"))
+
+    def fleet(self, table: str) -> FleetView:
+        """One strongly consistent ``GetItem`` of the revision item; a missing table is an empty fleet."""
+        physical = self.location.physical(table)
+        with self._errors(physical):
+            try:
+                response = self.client.get_item(
+                    TableName=physical, Key=layout.revision_key(table, self.owner), ConsistentRead=True
+                )
+            except self.client.exceptions.ResourceNotFoundException:
+                return FleetView(0)
+        return layout.decode_fleet(response.get("Item"))
+
+    def forget_host(self, table: str, host_id: str) -> bool:
+        """``REMOVE`` the host's attributes from the revision item (``rev`` untouched)."""
+        physical = self.location.physical(table)
+        with self._errors(physical):
+            try:
+                response = self.client.update_item(
+                    TableName=physical,
+                    Key=layout.revision_key(table, self.owner),
+                    UpdateExpression="REMOVE #b, #a",
+                    ExpressionAttributeNames={"#b": layout.HEARTBEAT_PREFIX + host_id,
+                                              "#a": layout.ADDRESS_PREFIX + host_id},
+                    ConditionExpression="attribute_exists(#b)",
+                )
+            except (self.client.exceptions.ConditionalCheckFailedException,
+                    self.client.exceptions.ResourceNotFoundException):
+                return False
+        return response is not None
 
     def tables(self) -> list[str]:
         """Namespaces holding at least one service (a Scan of TABLE, or a look at each table when bare)."""
@@ -325,6 +383,25 @@ class DynamoDBStore:
                     raise ConflictError(f"table {physical!r} disappeared since it was read") from None
                 self._create_table(physical)
         raise StoreError(f"store dynamodb table {physical!r}: still missing after creating it")
+
+    def _settle(self, physical: str, namespace: str, revision: int) -> None:
+        """Mark ``revision`` as fully written (``settled``, never moved backwards).
+
+        Fleet agents poll the revision item; the lock moves ``rev`` before the items land,
+        so an agent woken by it may read a half-written plan.  This second change wakes
+        them again once everything is written.
+        """
+        try:
+            self.client.update_item(
+                TableName=physical,
+                Key=layout.revision_key(namespace, self.owner),
+                UpdateExpression="SET #s = :rev",
+                ConditionExpression="attribute_not_exists(#s) OR #s < :rev",
+                ExpressionAttributeNames={"#s": layout.SETTLED},
+                ExpressionAttributeValues={":rev": {"N": str(revision)}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass  # a later plan settled first
 
     def _write(self, physical: str, items: list[layout.Item], put: bool) -> None:
         """BatchWriteItem ``items``, 25 a call, up to WRITE_THREADS calls at once; returns when all landed."""

@@ -1,0 +1,136 @@
+"""``cosmos fleet status`` and ``cosmos fleet forget``: inspect and repair the hosts of a fleet."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Optional
+
+import typer
+
+from cosmos_core.cli import common
+
+app = typer.Typer(help="Inspect and repair the hosts of a fleet (several cosmos watch agents on one store).",
+                  no_args_is_help=True)
+
+TableOpt = Annotated[Optional[str], typer.Option("--table", help="Table (namespace). (default: default)",
+                                                 show_default=False)]
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    store: common.StoreOpt = None,
+    table: TableOpt = None,
+    sample: Annotated[
+        Optional[float],
+        typer.Option("--sample", help="Seconds to watch the heartbeat counters (0: one read, no verdict). "
+                     "(default: heartbeat + 1)", show_default=False),
+    ] = None,
+    heartbeat: Annotated[Optional[float], typer.Option("--heartbeat", help="The agents' heartbeat, seconds. (default: 5)",
+                                                       show_default=False)] = None,
+    lease: Annotated[Optional[float], typer.Option("--lease", help="The agents' lease, seconds. (default: 3 x heartbeat)",
+                                                   show_default=False)] = None,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Hosts, heartbeat counter and age, lease, containers per host, and the fleet generation.
+
+    Liveness is judged as an agent does, on this command's own clock: a host is
+    alive if its counter advances while the command watches (--sample seconds).
+    """
+    settings = common.settings(ctx, store=store, table=table, heartbeat=heartbeat, lease=lease)
+    with common.errors(settings.debug):
+        import time
+
+        from cosmos_core.errors import ValidationError
+        from cosmos_core.fleet import lease_for, report
+        from cosmos_core.runtime import Runtime
+
+        if not settings.heartbeat > 0:
+            raise ValidationError("heartbeat", settings.heartbeat, "must be a positive number of seconds")
+        span = settings.heartbeat + 1 if sample is None else sample
+        if not span >= 0:
+            raise ValidationError("sample", sample, "must be zero or more seconds")
+        the_lease = lease_for(settings.heartbeat, settings.lease)
+        runtime = Runtime(settings)
+        try:
+            fleet_store = _fleet_store(runtime)
+            first = fleet_store.fleet(settings.table)
+            started = last_at = time.monotonic()
+            last, seen, advanced = first, {h: r.beats for h, r in first.hosts.items()}, {}
+            while last_at - started < span:
+                time.sleep(min(0.25, span - (last_at - started)))
+                last, last_at = fleet_store.fleet(settings.table), time.monotonic()
+                for host, record in last.hosts.items():
+                    if seen.get(host) != record.beats:
+                        seen[host], advanced[host] = record.beats, last_at
+            services = runtime.store.load(settings.table).services
+        finally:
+            runtime.close()
+        lines = report(first, last, span, the_lease, {h: last_at - t for h, t in advanced.items()}, services)
+    data: dict[str, Any] = {
+        "store": runtime.store_url.safe, "table": settings.table, "generation": last.generation,
+        "heartbeat_s": settings.heartbeat, "lease_s": the_lease, "sampled_s": span,
+        "hosts": [{"host": h.host_id, "beats": h.beats, "address": h.address, "containers": h.containers,
+                   "state": h.state, "age_s": None if h.age is None else round(h.age, 2)} for h in lines],
+    }
+    if as_json:
+        common.write_stdout(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return
+    out = [f"store: {data['store']}  table: {settings.table}  generation: {last.generation}  "
+           f"lease: {the_lease:g} s  sampled: {span:g} s"]
+    if not lines:
+        out.append("(no hosts)")
+    for h in lines:
+        age = "-" if h.age is None else f"{h.age:.1f}s"
+        out.append(f"  {h.host_id}  {h.state}  beats={h.beats if h.beats is not None else '-'}  age={age}  "
+                   f"address={h.address or '-'}  containers={h.containers}")
+    common.write_stdout("\n".join(out) + "\n")
+
+
+@app.command("forget")
+def forget(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="The host id to remove: its record and every container it reported.")],
+    store: common.StoreOpt = None,
+    table: TableOpt = None,
+) -> None:
+    """Remove a decommissioned host now: its host record and its containers (a live agent re-registers)."""
+    settings = common.settings(ctx, store=store, table=table)
+    with common.errors(settings.debug):
+        from cosmos_core.errors import ConflictError, StoreError, ValidationError
+        from cosmos_core.fleet import without_host
+        from cosmos_core.model import check_host_id
+        from cosmos_core.reconcile import diff
+        from cosmos_core.runtime import Runtime
+
+        check_host_id(host, "host")
+        runtime = Runtime(settings)
+        try:
+            forgot = _fleet_store(runtime).forget_host(settings.table, host)
+            for _ in range(10):
+                state = runtime.store.load(settings.table)
+                plan = diff(state.services, without_host(state.services, host))
+                try:
+                    runtime.store.apply(settings.table, plan, state)
+                    break
+                except ConflictError:
+                    continue
+            else:
+                raise StoreError(f"table {settings.table!r}: gave up after 10 conflicting concurrent updates")
+        finally:
+            runtime.close()
+        removed = plan.summary()["containers_removed"]
+        if not forgot and not removed:
+            raise ValidationError("host", host, f"is not known in table {settings.table!r}")
+    common.write_stdout(f"forgot host {host}: record {'removed' if forgot else 'absent'}, "
+                        f"{removed} container(s) removed\n")
+
+
+def _fleet_store(runtime: Any) -> Any:
+    from cosmos_core.errors import StoreError
+    from cosmos_core.fleet import FleetStore
+
+    store = runtime.store
+    if not isinstance(store, FleetStore):
+        raise StoreError(f"store {runtime.store_url.safe}: keeps no host records (fleet mode unsupported)")
+    return store

@@ -1,0 +1,229 @@
+"""Fleet mode: host records, leases judged on the observer's own clock, and the render filter.
+
+Many ``cosmos watch`` agents (one per Docker host) share one store namespace.
+Each reports its own containers (snapshots carry a ``host_id``, see
+:mod:`cosmos_core.reconcile`) and renews a *host record* every ``heartbeat``
+seconds: a counter that only goes up, plus the host's advertised address.
+Every observer (each agent, ``cosmos fleet status``) remembers, on its own
+monotonic clock, when each host's counter last advanced; a host whose counter
+has not advanced for ``lease`` seconds is *dead* and its containers leave the
+rendered config (they stay stored, so a host that comes back is routed again
+at once; ``cosmos fleet forget HOST`` removes them).  No clock is compared
+across hosts, and nothing relies on TTL, transactions or streams.
+
+The *fleet generation* is the namespace's revision (the optimistic-lock token
+every apply bumps): an agent reads it with the host records in one cheap
+request each second and re-renders only when it, or the set of live hosts,
+changed.
+
+Everything here is pure (the clock is injected); the store side is the
+:class:`FleetStore` protocol, implemented by the SQLite and DynamoDB stores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from cosmos_core.model import Service
+
+DEFAULT_HEARTBEAT = 5.0
+#: The lease, in heartbeats, when none is set.
+LEASE_HEARTBEATS = 3
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """What the store holds about one host: its heartbeat counter and advertised address."""
+
+    host_id: str
+    beats: int
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """One read of a namespace's fleet: its generation (revision) and host records by id.
+
+    ``settled`` is the latest generation whose writes have all landed (a store that writes
+    a plan atomically reports its generation).  A store that takes the lock before writing
+    (DynamoDB) moves ``generation`` first and ``settled`` after its last write, so an
+    observer woken by the first change is woken again once the write is complete.
+    """
+
+    generation: int
+    hosts: Mapping[str, HostRecord] = field(default_factory=dict)
+    settled: int = 0
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """What an observer compares to decide whether the stored state may have changed."""
+        return (self.generation, self.settled)
+
+
+@runtime_checkable
+class FleetStore(Protocol):
+    """The optional store capability fleet mode needs (SQLite and DynamoDB have it)."""
+
+    def heartbeat(self, table: str, host_id: str, address: str | None) -> FleetView:
+        """Add 1 to ``host_id``'s counter in ``table`` (creating the record) and store its address;
+        return the fleet as it is after the write (so a heartbeat doubles as a read).
+
+        Must not change the namespace's revision, so it never conflicts with an apply.
+        """
+
+    def fleet(self, table: str) -> FleetView:
+        """The generation and every host record of ``table``: one cheap read."""
+
+    def forget_host(self, table: str, host_id: str) -> bool:
+        """Delete ``host_id``'s record; ``False`` if there was none.  Containers are left to the caller."""
+
+
+def lease_for(heartbeat: float, lease: float | None) -> float:
+    """The lease in seconds: ``lease`` if set, else :data:`LEASE_HEARTBEATS` heartbeats."""
+    return lease if lease is not None else LEASE_HEARTBEATS * heartbeat
+
+
+@dataclass
+class _Seen:
+    beats: int
+    advanced_at: float  # observer clock when the counter last changed (or was first seen)
+
+
+class Liveness:
+    """Which hosts are alive, as one observer sees it.
+
+    Feed it every successful store read with :meth:`observe`.  A host is
+    alive while its counter advanced within ``lease`` seconds *of the latest
+    successful read*: when the store cannot be read (a partition), nothing
+    expires, because the observer cannot tell a dead host from its own blind
+    spot.  A host seen for the first time gets a full lease from that moment.
+    A host without a record (it never sent a heartbeat: a payload source, a
+    host of a ``cosmos serve`` deployment) is always alive; so is ``me``.
+    """
+
+    def __init__(self, lease: float, me: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        if not lease > 0:
+            raise ValueError("lease must be positive")
+        self.lease = lease
+        self.me = me
+        self.clock = clock
+        self._seen: dict[str, _Seen] = {}
+        self._observed_at: float | None = None
+        self.generation: int | None = None
+        self._key: tuple[int, int] | None = None
+        self.addresses: dict[str, str | None] = {}
+
+    def observe(self, view: FleetView) -> bool:
+        """Record a read of the fleet; ``True`` when the generation or the dead set changed."""
+        now = self.clock()
+        before = (self._key, self.dead())
+        seen: dict[str, _Seen] = {}
+        for host_id, record in view.hosts.items():  # a host without a record (forgotten) has no lease
+            old = self._seen.get(host_id)
+            seen[host_id] = old if old is not None and old.beats == record.beats else _Seen(record.beats, now)
+        self._seen = seen  # swapped whole: renders on other threads read a consistent dict
+        self.addresses = {h: r.address for h, r in view.hosts.items()}
+        self._observed_at = now
+        self.generation, self._key = view.generation, view.key
+        return (self._key, self.dead()) != before
+
+    def age(self, host_id: str) -> float | None:
+        """Seconds since ``host_id``'s counter last advanced, at the latest read (``None``: no record)."""
+        seen = self._seen.get(host_id)
+        if seen is None or self._observed_at is None:
+            return None
+        return self._observed_at - seen.advanced_at
+
+    def alive(self, host_id: str | None) -> bool:
+        if host_id is None or host_id == self.me:
+            return True
+        age = self.age(host_id)
+        return age is None or age < self.lease
+
+    def dead(self) -> frozenset[str]:
+        """Host ids with a record whose lease ran out (never ``me``)."""
+        return frozenset(h for h in self._seen if not self.alive(h))
+
+    def hosts(self) -> list[str]:
+        return sorted(self._seen)
+
+
+def live_services(services: Mapping[str, Service], dead: frozenset[str] | set[str]) -> dict[str, Service]:
+    """``services`` without the containers of ``dead`` hosts; a service left with none is left out.
+
+    Pure and order-preserving, so every observer that judges the same hosts
+    dead renders the same bytes.  With no dead host it returns the services as given.
+    """
+    if not dead:
+        return dict(services)
+    kept: dict[str, Service] = {}
+    for name, service in services.items():
+        if not any(c.host_id in dead for c in service.containers):
+            kept[name] = service
+            continue
+        containers = tuple(c for c in service.containers if c.host_id not in dead)
+        if containers:
+            kept[name] = service.derive(containers=containers)
+    return kept
+
+
+def containers_per_host(services: Mapping[str, Service]) -> dict[str | None, int]:
+    """How many stored containers each host reported (``None``: single-host mode)."""
+    counts: dict[str | None, int] = {}
+    for service in services.values():
+        for container in service.containers:
+            counts[container.host_id] = counts.get(container.host_id, 0) + 1
+    return counts
+
+
+def without_host(services: Mapping[str, Service], host_id: str) -> dict[str, Service]:
+    """``services`` with every container of ``host_id`` removed (``cosmos fleet forget``).
+
+    A service left without containers goes, as reconcile rule 1 would have it;
+    single-host containers (no host id) stay.
+    """
+    kept: dict[str, Service] = {}
+    for name, service in services.items():
+        containers = tuple(c for c in service.containers if c.host_id != host_id)
+        if len(containers) == len(service.containers):
+            kept[name] = service
+        elif containers:
+            kept[name] = service.derive(containers=containers)
+    return kept
+
+
+@dataclass(frozen=True)
+class HostReport:
+    """One line of ``cosmos fleet status``."""
+
+    host_id: str
+    beats: int | None  # None: containers stored, but the host never sent a heartbeat
+    address: str | None
+    containers: int
+    state: str  # alive | silent | dead | no-record
+    age: float | None  # seconds since the counter last advanced, when it did within the sample
+
+
+def report(first: FleetView, last: FleetView, sample: float, lease: float, advanced_at: Mapping[str, float],
+           services: Mapping[str, Service]) -> list[HostReport]:
+    """Judge hosts from two reads ``sample`` seconds apart (``advanced_at``: seconds before the
+    last read when each host's counter was last seen to advance).
+
+    ``alive``: the counter advanced within the sample; ``dead``: it did not, over a sample
+    at least as long as the lease; ``silent``: it did not, over a shorter sample.
+    """
+    counts = containers_per_host(services)
+    hosts = sorted(set(last.hosts) | {h for h in counts if h is not None})
+    lines = []
+    for host_id in hosts:
+        record = last.hosts.get(host_id)
+        if record is None:
+            lines.append(HostReport(host_id, None, None, counts.get(host_id, 0), "no-record", None))
+            continue
+        age = advanced_at.get(host_id)
+        state = "alive" if age is not None else ("dead" if sample >= lease else "silent")
+        lines.append(HostReport(host_id, record.beats, record.address, counts.get(host_id, 0), state, age))
+    return lines

@@ -1,0 +1,46 @@
+"""Fleet items: heartbeats and the settled marker on the revision item (moto)."""
+
+from __future__ import annotations
+
+from cosmos_storage_dynamodb import layout
+
+from cosmos_core.model import Container, Service
+from cosmos_core.reconcile import diff
+
+
+def svc(*containers: Container) -> Service:
+    return Service("web", "host", "w.test", None, 80, containers)
+
+
+def test_only_plans_with_fleet_containers_settle() -> None:
+    single = diff({}, {"web": svc(Container("c1", "10.0.0.1"))})
+    fleet = diff({}, {"web": svc(Container("c1", "10.0.0.1", None, host_id="h1"))})
+    gone = diff({"web": svc(Container("c1", "10.0.0.1", None, host_id="h1"))}, {})
+    assert not layout.touches_fleet(single)
+    assert layout.touches_fleet(fleet) and layout.touches_fleet(gone)
+
+
+def test_decode_fleet() -> None:
+    item = {"pk": {"S": "t"}, "sk": {"S": "rev#shared"}, "rev": {"N": "7"}, "settled": {"N": "6"},
+            "hb#a": {"N": "3"}, "ad#a": {"S": "192.0.2.1"}, "hb#b": {"N": "1"}}
+    view = layout.decode_fleet(item)
+    assert (view.generation, view.settled) == (7, 6)
+    assert {h: (r.beats, r.address) for h, r in view.hosts.items()} == {"a": (3, "192.0.2.1"), "b": (1, None)}
+    assert layout.decode_fleet(None).generation == 0
+    # A revision item made by heartbeats alone decodes as revision 0 for load too.
+    assert layout.decode([{"pk": {"S": "t"}, "sk": {"S": "rev#shared"}, "hb#a": {"N": "1"}}]).revision == 0
+
+
+def test_a_fleet_apply_settles_after_its_last_write(open_dynamodb) -> None:
+    store = open_dynamodb()
+    order: list[str] = []
+    store.client.meta.events.register("before-call.dynamodb", lambda model, **_: order.append(model.name))
+    state = store.load("t")
+    store.apply("t", diff(state.services, {"web": svc(Container("c1", "10.0.0.1", None, host_id="h1"))}), state)
+    assert order[-1] == "UpdateItem" and "BatchWriteItem" in order[:-1]
+    view = store.fleet("t")
+    assert view.settled == view.generation == 1
+    order.clear()
+    state = store.load("t")
+    store.apply("t", diff(state.services, {"web": svc(Container("c2", "10.0.0.2"))}), state)
+    assert order.count("UpdateItem") == 2  # c1 (h1) removed: still a fleet plan
