@@ -226,3 +226,4 @@ class Plan:
             "containers_added": sum(len(c.added) for c in self.changes),
             "containers_removed": sum(len(c.removed) for c in self.changes),
         }
+import cosmos_core.options_routing  # noqa: E402,F401  (declares the 'path' service option)

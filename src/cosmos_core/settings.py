@@ -63,6 +63,7 @@ class Settings:
     # agent (cosmos watch); the plugins' own options live in ``options``
     events: str | None = None
     reloader: str | None = None
+    quarantine_file: str | None = None  # services HAProxy refused (cosmos status); default under XDG_STATE_HOME
     payload: str = "-"
     # server (cosmos serve); the token is also what the remote pass sends
     serve_host: str = "127.0.0.1"

@@ -43,8 +43,12 @@ payloads = st.fixed_dictionaries(
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 DYNAMIC = [re.compile(p) for p in (
-    rf"    acl {NAME} req\.hdr\(host\),field\(1,:\) -m str -i [a-z0-9.-]+",
+    rf"    acl {NAME} req\.hdr\(host\),field\(1,:\) -m str -i [a-z0-9.-]+(?: [a-z0-9.-]+)*",
+    rf"    acl {NAME} req\.hdr\(host\),field\(1,:\),regsub\(\^\[\^\.\]\*,\) -m str -i(?: \.[a-z0-9.-]+)+",
+    rf"    acl {NAME} base,regsub\(%2\[fF\],%252F,g\),url_dec -m reg \^\(\?i:[a-z0-9.|\[\]^:/+-]+\)\[\.\]\?"
+    r"\(\?::\[0-9\]\*\)\?/[A-Za-z0-9_~/\[\].-]+\(\?:/\|\$\)",
     rf"    acl {NAME} path /[A-Za-z0-9._~/-]+",
+    rf"    acl {NAME} path,regsub\(%2\[fF\],%252F,g\),url_dec -m (?:str|beg) /[A-Za-z0-9._~/-]+",
     rf"    acl {NAME} path_beg /[A-Za-z0-9._~/-]*",
     rf"    use_backend {NAME} if {NAME}",
     rf"backend {NAME}",

@@ -53,7 +53,7 @@ def test_plugin_mode_routes_and_passes_haproxy_check(installed, tmp_path, haprox
     result = run(installed, "generate", "-", "--store", f"sqlite://{tmp_path}/s.db", input=json.dumps(payload))
     assert result.returncode == 0, result.stderr
     frontend = [line.strip() for line in result.stdout.splitlines() if line.startswith("    acl ")]
-    assert frontend == ["acl health path /healthz", "acl web path_beg /"]  # precedence 5 sorts first
+    assert frontend == ["acl acl_health path /healthz", "acl acl_web path_beg /"]  # precedence 5 sorts first
     cfg = tmp_path / "h.cfg"
     cfg.write_text(result.stdout)
     check = subprocess.run([haproxy_bin, "-c", "-f", str(cfg)], capture_output=True, text=True)

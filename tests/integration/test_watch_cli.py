@@ -38,7 +38,7 @@ def test_once_with_the_payload_source_stores_and_reloads_through_the_host_reload
     )
 
     assert result.exit_code == 0, result.stderr
-    assert "backend app1" in config.read_text()
+    assert "backend be_app1" in config.read_text()
     assert marker.exists()
     events = [json.loads(line)["event"] for line in result.stderr.splitlines() if line.startswith("{")]
     assert events[0] == "agent_started" and "reload" in events and events[-1] == "agent_stopped"
