@@ -43,6 +43,8 @@ class Runtime:
         if callable(getattr(built, "apply", None)):
             return built
         if callable(getattr(built, "reload", None)):
+            if hasattr(self.emitter, "use_maps"):  # it installs one file: route by ACLs, no map files
+                self.emitter.use_maps = False
             return TextReloader(built)
         raise PluginError(f"reloader {self.settings.reloader!r} ({self.plugins.owner('reloaders', self.settings.reloader)}): "
                           f"factory returned {type(built).__name__}, which has no apply(bundle, previous)")

@@ -50,7 +50,7 @@ def test_generate_output_file(runner, tmp_path) -> None:
     result = cosmos(runner, "generate", str(SEED), "--output", str(out))
     assert result.exit_code == 0 and result.stdout == ""
     assert "backend be_app1" in out.read_text()
-    assert [p.name for p in out.parent.iterdir()] == ["haproxy.cfg"]  # no temp file left behind
+    assert sorted(p.name for p in out.parent.iterdir()) == ["haproxy.cfg", "maps"]  # no temp file left behind
 
 
 def test_tables_do_not_delete_each_other(runner, tmp_path) -> None:

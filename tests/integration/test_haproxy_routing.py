@@ -17,18 +17,30 @@ SEED = Path(__file__).parents[2] / "examples" / "seed-payload.json"
 
 
 def check(haproxy_bin: str, config: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "check.cfg"
+    """``haproxy -c`` on ``config`` placed beside the last generated bundle's map files."""
+    path = tmp_path / "out" / "check.cfg"
+    path.parent.mkdir(exist_ok=True)
     path.write_text(config)
     return subprocess.run([haproxy_bin, "-c", "-f", str(path)], capture_output=True, text=True)
 
 
 def generate(tmp_path: Path, data: dict, *extra: str) -> str:
+    """``cosmos generate --output tmp_path/out/haproxy.cfg``: the config text (maps beside it)."""
     (tmp_path / "payload.json").write_text(json.dumps(data))
+    out = tmp_path / "out" / "haproxy.cfg"
+    out.parent.mkdir(exist_ok=True)
     result = CliRunner().invoke(
-        app, ["generate", str(tmp_path / "payload.json"), "--store", f"sqlite://{tmp_path}/s.db", *extra]
+        app, ["generate", str(tmp_path / "payload.json"), "--store", f"sqlite://{tmp_path}/s.db", "--output", str(out),
+              *extra]
     )
     assert result.exit_code == 0, result.stderr
-    return result.stdout
+    return out.read_text()
+
+
+def bundle_files(tmp_path: Path) -> dict[str, bytes]:
+    """The auxiliary files ``generate`` wrote beside the config."""
+    out = tmp_path / "out"
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix == ".map"}
 
 
 def test_seed_config_passes_haproxy_check(haproxy_bin, tmp_path) -> None:
@@ -77,7 +89,7 @@ def haproxy(haproxy_bin, tmp_path, backends):
         ],
     }
     try:
-        run = HAProxyRun(haproxy_bin, generate(tmp_path, data), tmp_path / "run")
+        run = HAProxyRun(haproxy_bin, generate(tmp_path, data), tmp_path / "run", bundle_files(tmp_path))
     except RuntimeError as exc:
         pytest.fail(str(exc))
     yield run.get

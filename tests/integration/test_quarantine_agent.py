@@ -36,7 +36,7 @@ def test_a_refused_service_is_kept_out_the_rest_routes_and_status_says_why(hapro
         "    balance roundrobin\n{% if service.cookie == 'BROKEN' %}\n    no-such-directive here\n{% endif %}\n"))
     store = f"sqlite://{tmp_path}/s.db"
     qfile = tmp_path / "quarantine.json"
-    settings = Settings(store=store, template=str(template), haproxy_bin=haproxy_bin, quarantine_file=str(qfile))
+    settings = Settings(store=store, template=str(template), quarantine_file=str(qfile), options={"haproxy_bin": haproxy_bin})
     runtime = Runtime(settings, Plugins.discover())
     live = tmp_path / "haproxy.cfg"
     live.write_text("")
@@ -88,7 +88,7 @@ def test_a_refused_service_is_kept_out_the_rest_routes_and_status_says_why(hapro
 def test_a_refusal_no_service_explains_is_a_failed_pass(haproxy_bin, tmp_path) -> None:
     template = tmp_path / "t.cfg.j2"
     template.write_text(DEFAULT_TEMPLATE.read_text().replace("defaults\n", "defaults\n    no-such-directive\n"))
-    settings = Settings(store=f"sqlite://{tmp_path}/s.db", template=str(template), haproxy_bin=haproxy_bin,
+    settings = Settings(store=f"sqlite://{tmp_path}/s.db", template=str(template), options={"haproxy_bin": haproxy_bin},
                         quarantine_file=str(tmp_path / "q.json"))
     runtime = Runtime(settings, Plugins.discover())
     live = tmp_path / "haproxy.cfg"

@@ -88,7 +88,7 @@ def test_agent_skips_the_later_claimant_with_a_warning_and_routes_the_rest(runti
     recorder = Recorder()
     stats = Agent(runtime, source, recorder).run()
     assert stats.failures == 0 and stats.reloads == 1
-    assert "be_blue" in recorder.configs[0] and "be_web" in recorder.configs[0]
+    assert "backend be_blue" in recorder.configs[0] and "backend be_web" in recorder.configs[0]
     assert "be_green" not in recorder.configs[0]
     warnings = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "service_skipped" in line]
     assert len(warnings) == 1
@@ -102,8 +102,8 @@ def test_stored_services_already_in_conflict_render_the_first_and_warn(runtime, 
     logs.configure("json", "info")
     services = {n: Service(n, "host", "app.example.com", None, 80, (Container(f"c-{n}", "10.0.0.1"),))
                 for n in ("blue", "green")}
-    config = pipeline.render(runtime, services)
-    assert "use_backend be_blue" in config and "use_backend be_green" not in config
+    bundle = pipeline.render(runtime, services)
+    assert bundle.files["maps/hosts.map"] == b"app.example.com/ be_blue\n"
     assert any("route_conflict" in line and "green" in line for line in capsys.readouterr().err.splitlines())
     assert assign({}, (), services, runtime.routing)[1][0].claimant == "green"
 
