@@ -100,8 +100,15 @@ valid_services = st.builds(
 )
 
 
+def route_of(service: dict) -> tuple[str, str]:
+    """The route after normalisation: two services may not claim one (issue 10)."""
+    if service["configMode"].lower() == "host":
+        return "host", service["predicate"].lower().rstrip(".")
+    return "path", service["predicate"].strip("/")
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(services=st.lists(valid_services, max_size=6, unique_by=lambda s: s["serviceName"]))
+@given(services=st.lists(valid_services, max_size=6, unique_by=(lambda s: s["serviceName"], route_of)))
 def test_valid_payloads_are_accepted_and_pass_haproxy_check(services, haproxy_bin) -> None:
     runtime = make_runtime()
     try:
