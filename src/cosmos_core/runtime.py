@@ -43,7 +43,9 @@ class Runtime:
         if callable(getattr(built, "apply", None)):
             return built
         if callable(getattr(built, "reload", None)):
-            if hasattr(self.emitter, "use_maps"):  # it installs one file: route by ACLs, no map files
+            from cosmos_core.passes import LocalPass
+
+            if isinstance(self.strategy, LocalPass) and hasattr(self.emitter, "use_maps"):  # one file: ACLs, no maps
                 self.emitter.use_maps = False
             return TextReloader(built)
         raise PluginError(f"reloader {self.settings.reloader!r} ({self.plugins.owner('reloaders', self.settings.reloader)}): "
