@@ -26,20 +26,25 @@ an outage it handles itself) ends the agent with an error (traceback under
 from __future__ import annotations
 
 import queue
+import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from cosmos_core import pipeline
 from cosmos_core.backoff import Backoff
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ChecksPredicates, EventSource, ReloadOutcome, Reloader
 from cosmos_core.errors import CosmosError, PluginError
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Snapshot
+from cosmos_core.quarantine import Quarantine, haproxy_check
+from cosmos_core.quarantine import default_path as default_quarantine_path
 from cosmos_core.runtime import Runtime
 
 log = get_logger("cosmos.agent")
@@ -78,6 +83,11 @@ class Agent:
         self.stats = Stats()
         #: Called with each successful pass's result and reload outcome (the certificate resolver, issue 12).
         self.observers: list[Callable[[Any, ReloadOutcome], None]] = []
+        self._quarantines: dict[str, Quarantine] = {}
+        if hasattr(runtime.strategy, "skip_conflicts"):  # a local pass: skip a route's later claimant, route the rest
+            runtime.strategy.skip_conflicts = True
+        bin_ = str(runtime.settings.options.get("haproxy_bin") or "haproxy")
+        self._check = getattr(reloader, "check_bundle", None) or (haproxy_check(bin_) if shutil.which(bin_) else None)
         self._stopping = threading.Event()
         self._feed: queue.Queue[object] = queue.Queue()
         self._retryable = False
@@ -158,16 +168,14 @@ class Agent:
         try:
             result = self.runtime.strategy.run(snapshot)
             t_reconciled = time.perf_counter()
-            outcome = self.reloader.apply(result.bundle, self.applied)
-            if not isinstance(outcome, ReloadOutcome):
-                raise PluginError(f"reloader {self.runtime.settings.reloader!r} "
-                                  f"({self.runtime.plugins.owner('reloaders', str(self.runtime.settings.reloader))}): "
-                                  f"apply() returned {type(outcome).__name__}, expected ReloadOutcome")
+            outcome, applied = self.quarantine(result.table).apply(
+                {s.name: s for s in result.services}, result.bundle,
+                lambda services: pipeline.render(self.runtime, services), self._apply, self._check)
         except CosmosError as exc:
             return self._failed(str(exc), started, retryable=exc.retryable, exit_code=exc.exit_code)
         except Exception as exc:  # noqa: BLE001 - one bad pass must not end the agent
             return self._failed(f"unexpected {type(exc).__name__}: {exc}", started, retryable=True, exit_code=1)
-        self.applied = result.bundle
+        self.applied = applied
         done = time.perf_counter()
         if outcome.reloaded:
             self.stats.reloads += 1
@@ -191,6 +199,22 @@ class Agent:
             except Exception as exc:  # noqa: BLE001 - an observer never fails the pass
                 log.error("observer_failed", error=f"{type(exc).__name__}: {exc}")
         return True
+
+    def _apply(self, bundle: Bundle) -> ReloadOutcome:
+        outcome = self.reloader.apply(bundle, self.applied)
+        if not isinstance(outcome, ReloadOutcome):
+            raise PluginError(f"reloader {self.runtime.settings.reloader!r} "
+                              f"({self.runtime.plugins.owner('reloaders', str(self.runtime.settings.reloader))}): "
+                              f"apply() returned {type(outcome).__name__}, expected ReloadOutcome")
+        return outcome
+
+    def quarantine(self, table: str) -> Quarantine:
+        """The services of ``table`` kept out of the config because HAProxy refused them."""
+        if table not in self._quarantines:
+            path = self.runtime.settings.quarantine_file
+            self._quarantines[table] = Quarantine(Path(path) if path else default_quarantine_path(),
+                                                  self.runtime.store_url.safe, table)
+        return self._quarantines[table]
 
     def _failed(self, message: str, started: float, retryable: bool, exit_code: int) -> bool:
         self._retryable = retryable

@@ -143,6 +143,8 @@ class Route:
     backend: str
     acl: str
     criteria: tuple[str, ...]
+    #: Map entries ``(table, key)`` of modes that route by map (``host``, ``path``); empty for ACL-only modes.
+    maps: tuple[tuple[str, str], ...] = ()
 
     @property
     def service(self) -> str:

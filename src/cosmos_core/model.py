@@ -253,3 +253,4 @@ class Plan:
         }
 import cosmos_core.options_rollout  # noqa: E402,F401  (issue 11: healthcheck options register themselves)
 import cosmos_core.options_https  # noqa: E402,F401  (registers the https/hsts service options)
+import cosmos_core.options_routing  # noqa: E402,F401  (declares the 'path' service option)

@@ -49,7 +49,13 @@ class RemoteClient(Protocol):
 
 
 class LocalPass:
-    """Reconcile, store and render here."""
+    """Reconcile, store and render here.
+
+    ``skip_conflicts``: a candidate claiming another service's route is skipped
+    with a warning (the agent sets it) instead of refusing the snapshot.
+    """
+
+    skip_conflicts = False
 
     def __init__(self, runtime: "Runtime") -> None:
         self.runtime = runtime
@@ -57,7 +63,7 @@ class LocalPass:
     def run(self, snapshot: Snapshot) -> "Result":
         from cosmos_core import pipeline
 
-        return pipeline.generate(self.runtime, snapshot)
+        return pipeline.generate(self.runtime, snapshot, skip_conflicts=self.skip_conflicts)
 
     def check(self) -> None:
         """Reach the store and build the emitter (a bad template fails here, before any event)."""

@@ -20,9 +20,11 @@ from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ApplyResult, Route, RoutingMode
 from cosmos_core.errors import ConflictError, PluginError, StoreError, ValidationError
 from cosmos_core.fleet import live_services
+from cosmos_core.haproxy_names import acl_name, backend_name
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Plan, Service, Snapshot
-from cosmos_core.reconcile import diff, reconcile
+from cosmos_core.reconcile import diff
+from cosmos_core.route_claims import assign, claims, criteria_of, refused, settle, sort_key_of
 from cosmos_core.runtime import Runtime
 from cosmos_core.validate import check_config_line, check_routed_predicate
 
@@ -70,9 +72,19 @@ def validate_routing(snapshot: Snapshot, routing: RoutingLookup) -> Snapshot:
 
 
 def build_routes(services: Iterable[Service], routing: RoutingLookup) -> list[Route]:
-    """Routes in match order: by mode precedence, then most specific predicate first."""
+    """Routes in match order: by mode precedence, then most specific predicate first.
+
+    Of stored services claiming one route, the first by name keeps it; the others
+    get no route and a warning (new claimants never get this far: see ``settle``).
+    """
+    services = list(services)
+    shadowed = refused(assign({}, (), {s.name: s for s in services}, routing)[1])
+    for conflict in shadowed.values():
+        log.warning("route_conflict", service=conflict.claimant, holder=conflict.holder, route=conflict.claim.route)
     keyed = []
     for service in services:
+        if service.name in shadowed:
+            continue
         mode = routing(service.mode, f"store: {service.name}.mode")
         try:
             valid = check_routed_predicate(mode.normalize(service.predicate)) == service.predicate
@@ -81,8 +93,9 @@ def build_routes(services: Iterable[Service], routing: RoutingLookup) -> list[Ro
         if not valid:  # written by another tool or version: never render it
             raise StoreError(f"stored service {service.name!r} has a predicate its {service.mode!r} mode refuses: "
                              f"{service.predicate!r}; fix or delete it in the store")
-        route = Route(service.name, service.name, checked_criteria(mode, service))
-        keyed.append(((mode.precedence, mode.sort_key(service.predicate), service.name), route))
+        route = Route(backend_name(service.name), acl_name(service.name), checked_criteria(mode, service),
+                      tuple((c.table, c.key) for c in claims(service, routing) if not c.table.startswith("acl:")))
+        keyed.append(((mode.precedence, sort_key_of(service, mode), service.name), route))
     return [route for _, route in sorted(keyed, key=lambda pair: pair[0])]
 
 
@@ -94,7 +107,7 @@ def checked_criteria(mode: RoutingMode, service: Service) -> tuple[str, ...]:
     :func:`~cosmos_core.validate.check_config_line` refuses.
     """
     where = f"routing mode {service.mode!r} ({plugin_of(mode)}): criteria({service.predicate!r})"
-    lines = mode.criteria(service.predicate)
+    lines = criteria_of(service, mode)
     if isinstance(lines, str) or not isinstance(lines, (list, tuple)) or not lines:
         raise PluginError(f"{where} returned {_short(lines)}, expected a non-empty list of strings")
     for line in lines:
@@ -125,11 +138,13 @@ def render(runtime: Runtime, services: Mapping[str, Service]) -> Bundle:
                       f"{_short(rendered)}, expected a Bundle")
 
 
-def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
+def generate(runtime: Runtime, snapshot: Snapshot, skip_conflicts: bool = False) -> Result:
     """Reconcile ``snapshot`` with the store, write the difference, return the bundle.
 
     Raises :class:`ValidationError` for bad input (nothing stored),
-    :class:`StoreError` when the store fails or keeps conflicting.
+    :class:`StoreError` when the store fails or keeps conflicting.  A candidate
+    claiming a route another service keeps is refused (ValidationError), or with
+    ``skip_conflicts`` (the agent) left out with a warning.
     """
     started = time.perf_counter()
     table = snapshot.table or runtime.settings.table
@@ -139,7 +154,10 @@ def generate(runtime: Runtime, snapshot: Snapshot) -> Result:
         t0 = time.perf_counter()
         state = store.load(table)
         t1 = time.perf_counter()
-        desired = reconcile(state.services, snapshot)
+        _, desired, skipped = settle(state.services, snapshot, runtime.routing, skip_conflicts)
+        for conflict in skipped:
+            log.warning("service_skipped", service=conflict.claimant, holder=conflict.holder,
+                        route=conflict.claim.route, reason=conflict.message)
         plan = diff(state.services, desired)
         bundle = render(runtime, desired)
         t2 = time.perf_counter()

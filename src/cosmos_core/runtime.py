@@ -46,6 +46,10 @@ class Runtime:
         if callable(getattr(built, "apply", None)):
             return built
         if callable(getattr(built, "reload", None)):
+            from cosmos_core.passes import LocalPass
+
+            if isinstance(self.strategy, LocalPass) and hasattr(self.emitter, "use_maps"):  # one file: ACLs, no maps
+                self.emitter.use_maps = False
             return TextReloader(built)
         raise PluginError(f"reloader {self.settings.reloader!r} ({self.plugins.owner('reloaders', self.settings.reloader)}): "
                           f"factory returned {type(built).__name__}, which has no apply(bundle, previous)")

@@ -63,6 +63,7 @@ class Settings:
     # agent (cosmos watch); the plugins' own options live in ``options``
     events: str | None = None
     reloader: str | None = None
+    quarantine_file: str | None = None  # services HAProxy refused (cosmos status); default under XDG_STATE_HOME
     payload: str = "-"
     # rollout (issue 11): the template's `stats socket` address (None: `cosmos watch` with docker-exec uses
     # ipv4@127.0.0.1:9999 inside the HAProxy container; "off": none) and hard-stop-after in seconds (0: none)

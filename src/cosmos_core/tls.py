@@ -91,9 +91,9 @@ def port_suffix(bind: str) -> str:
 def context(tls: TLSConfig | None, policies: Mapping[str, str], routes: Sequence[Route]) -> dict[str, Any] | None:
     """The template's ``https`` value, or ``None`` when HTTPS is off.
 
-    ``policies``: service name -> policy.  Returns ``bind`` (the whole bind
+    ``policies``: backend name -> policy.  Returns ``bind`` (the whole bind
     line after ``bind``), ``routes`` (the routes served on HTTPS, in match
-    order), ``redirects`` (per redirecting service: its criteria as one
+    order), ``off`` (backends not served on HTTPS, sorted), ``redirects`` (per redirecting service: its criteria as one
     ``{ a } || { b }`` condition), ``location`` (the redirect target format)
     and ``challenge_map`` (or ``None``).
     """
@@ -103,6 +103,7 @@ def context(tls: TLSConfig | None, policies: Mapping[str, str], routes: Sequence
     if tls.default is None:
         options += " strict-sni"
     served = [r for r in routes if policies.get(r.backend, DEFAULT_POLICY) != "off"]
+    off = sorted({backend for backend, policy in policies.items() if policy == "off"})
     redirects = [
         {"service": r.backend, "condition": " || ".join(f"{{ {c} }}" for c in r.criteria)}
         for r in routes
@@ -111,6 +112,7 @@ def context(tls: TLSConfig | None, policies: Mapping[str, str], routes: Sequence
     return {
         "bind": f"{tls.bind} {options}",
         "routes": served,
+        "off": off,
         "redirects": redirects,
         "location": f"https://%[req.hdr(host),field(1,:)]{port_suffix(tls.bind)}%[capture.req.uri]",
         "challenge_map": CHALLENGE_MAP if tls.challenges else None,

@@ -30,11 +30,13 @@ _COOKIE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # A predicate is one token that keeps its meaning inside an HAProxy expression:
 # letters, digits and . _ ~ / : @ % + = ; ! * -, never starting with '-' (a flag
 # such as -i or -m).  Refused: space and control characters, quotes, '\', '#'
-# (comment), '$' (env expansion), braces, parentheses and ',' (converter
-# arguments: "),map("), brackets, < > | & ? ^ ` and non-ASCII.
-_PREDICATE = re.compile(r"[A-Za-z0-9._~/:@%+=;!*-]{1,255}")
-PREDICATE_RULE = ("must be 1-255 characters of letters, digits and . _ ~ / : @ % + = ; ! * - "
-                  "(no spaces, quotes, '#', '$', '\\', braces, parentheses, brackets, ',', < > | & ? ^ `)")
+# (comment), '$' (env expansion), braces and parentheses (converter
+# arguments: "),map("), brackets, < > | & ? ^ ` and non-ASCII.  ',' is allowed:
+# the host mode lists hosts with it (issue 10); a mode that places a predicate
+# inside converter arguments must refuse it in its own normalize.
+_PREDICATE = re.compile(r"[A-Za-z0-9._~/:@%+=;!*,-]{1,255}")
+PREDICATE_RULE = ("must be 1-255 characters of letters, digits and . _ ~ / : @ % + = ; ! * , - "
+                  "(no spaces, quotes, '#', '$', '\\', braces, parentheses, brackets, < > | & ? ^ `)")
 CONFIG_LINE_MAX = 1024
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")

@@ -26,7 +26,7 @@ def stored(runner, *args) -> dict:
 def test_generate_seed_prints_config_and_stores_it(runner, tmp_path) -> None:
     result = cosmos(runner, "generate", str(SEED))
     assert result.exit_code == 0, result.stderr
-    assert "backend app1" in result.stdout and "backend app2" in result.stdout
+    assert "backend be_app1" in result.stdout and "backend be_app2" in result.stdout
     assert (tmp_path / "state" / "cosmos" / "cosmos.db").exists()  # the embedded default, no flags
     tables = stored(runner)
     assert [s["name"] for s in tables["astro"]] == ["app1", "app2"]
@@ -35,22 +35,22 @@ def test_generate_seed_prints_config_and_stores_it(runner, tmp_path) -> None:
 
 def test_generate_reads_stdin(runner) -> None:
     result = cosmos(runner, "generate", "-", input=SEED.read_text())
-    assert result.exit_code == 0 and "backend app2" in result.stdout
+    assert result.exit_code == 0 and "backend be_app2" in result.stdout
     assert cosmos(runner, "generate", input=SEED.read_text()).exit_code == 0
 
 
 def test_generate_payload_from_env(runner, monkeypatch) -> None:
     monkeypatch.setenv("COSMOS_PAYLOAD", str(SEED))
     result = cosmos(runner, "generate")
-    assert result.exit_code == 0 and "backend app2" in result.stdout
+    assert result.exit_code == 0 and "backend be_app2" in result.stdout
 
 
 def test_generate_output_file(runner, tmp_path) -> None:
     out = tmp_path / "etc" / "haproxy.cfg"
     result = cosmos(runner, "generate", str(SEED), "--output", str(out))
     assert result.exit_code == 0 and result.stdout == ""
-    assert "backend app1" in out.read_text()
-    assert [p.name for p in out.parent.iterdir()] == ["haproxy.cfg"]  # no temp file left behind
+    assert "backend be_app1" in out.read_text()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["haproxy.cfg", "maps"]  # no temp file left behind
 
 
 def test_tables_do_not_delete_each_other(runner, tmp_path) -> None:

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import json
-import socket
 import subprocess
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,29 +11,36 @@ import pytest
 from typer.testing import CliRunner
 
 from cosmos_core.cli import app
+from tests.support.haproxy_run import Backend, HAProxyRun
 
 SEED = Path(__file__).parents[2] / "examples" / "seed-payload.json"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def check(haproxy_bin: str, config: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "check.cfg"
+    """``haproxy -c`` on ``config`` placed beside the last generated bundle's map files."""
+    path = tmp_path / "out" / "check.cfg"
+    path.parent.mkdir(exist_ok=True)
     path.write_text(config)
     return subprocess.run([haproxy_bin, "-c", "-f", str(path)], capture_output=True, text=True)
 
 
 def generate(tmp_path: Path, data: dict, *extra: str) -> str:
+    """``cosmos generate --output tmp_path/out/haproxy.cfg``: the config text (maps beside it)."""
     (tmp_path / "payload.json").write_text(json.dumps(data))
+    out = tmp_path / "out" / "haproxy.cfg"
+    out.parent.mkdir(exist_ok=True)
     result = CliRunner().invoke(
-        app, ["generate", str(tmp_path / "payload.json"), "--store", f"sqlite://{tmp_path}/s.db", *extra]
+        app, ["generate", str(tmp_path / "payload.json"), "--store", f"sqlite://{tmp_path}/s.db", "--output", str(out),
+              *extra]
     )
     assert result.exit_code == 0, result.stderr
-    return result.stdout
+    return out.read_text()
+
+
+def bundle_files(tmp_path: Path) -> dict[str, bytes]:
+    """The auxiliary files ``generate`` wrote beside the config."""
+    out = tmp_path / "out"
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix == ".map"}
 
 
 def test_seed_config_passes_haproxy_check(haproxy_bin, tmp_path) -> None:
@@ -60,35 +62,6 @@ def test_empty_state_and_many_services_pass_haproxy_check(haproxy_bin, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-class Backend:
-    """A loopback HTTP server that names itself and sets the app's session cookie."""
-
-    def __init__(self, name: str) -> None:
-        backend = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                body = f"{backend.name} {self.path}".encode()
-                self.send_response(200)
-                self.send_header("Set-Cookie", f"SID={backend.name}-sess")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.name = name
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def backends():
     started = {name: Backend(name) for name in ("a1", "a2", "api", "apiv2", "web")}
@@ -100,7 +73,6 @@ def backends():
 @pytest.fixture
 def haproxy(haproxy_bin, tmp_path, backends):
     """Run the generated config in HAProxy on a loopback port; yields a GET helper."""
-    port = free_port()
 
     def container(name: str) -> dict:
         return {"id": name, "ip": f"127.0.0.1:{backends[name].port}"}
@@ -116,37 +88,12 @@ def haproxy(haproxy_bin, tmp_path, backends):
              "containers": [container("web")]},
         ],
     }
-    config = generate(tmp_path, data)
-    config = config.replace("    bind :80\n", f"    bind 127.0.0.1:{port}\n")
-    config = config.replace("    user haproxy\n    group haproxy\n    daemon\n", "")
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(config)
-    proc = subprocess.Popen([haproxy_bin, "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"haproxy did not start: {proc.stdout.read().decode() if proc.stdout else ''}")
-            time.sleep(0.05)
-
-    def get(path: str = "/", host: str = "none.example.com", cookie: str | None = None):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        headers = {"Host": host}
-        if cookie:
-            headers["Cookie"] = cookie
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        body = response.read().decode()
-        conn.close()
-        return response.status, body, response.getheader("Set-Cookie")
-
-    yield get
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        run = HAProxyRun(haproxy_bin, generate(tmp_path, data), tmp_path / "run", bundle_files(tmp_path))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield run.get
+    run.stop()
 
 
 def test_host_routing_with_and_without_port_in_host_header(haproxy) -> None:
@@ -184,3 +131,54 @@ def test_sticky_cookie_keeps_a_client_on_one_server_and_others_spread(haproxy) -
         cookie = set_cookie.split(";")[0]
         seen = {haproxy("/", "app.example.com", cookie)[1].split()[0] for _ in range(10)}
         assert seen == {server}
+
+
+@pytest.mark.parametrize("host", ["web.example.com.", "WEB.example.com.:80", "web.example.com.:8443"])
+def test_host_routing_ignores_a_trailing_dot_in_the_host_header(haproxy, host) -> None:
+    """Fault 2: the absolute (trailing-dot) form of a host name is the same host, with or without a port."""
+    assert haproxy("/x", host)[1] == "web /x"
+
+
+@pytest.mark.parametrize("host", ["web.example.com..", ".web.example.com", "web.example.com.evil."])
+def test_host_routing_strips_only_one_trailing_dot(haproxy, host) -> None:
+    assert haproxy("/x", host)[0] == 404
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/%61pi/x", "api"), ("/ap%69/x", "api"), ("/%61%70%69", "api"), ("/%41pi/x", None),  # %41 is "A"
+    ("/api/%76%32/items", "apiv2"), ("/%61pi/v2", "apiv2"), ("/api%2Fv2", None), ("/%2561pi", None),
+    ("/api/%zz", "api"), ("/api%7e", None), ("/ap%69foo", None),
+])
+def test_percent_encoded_unreserved_characters_route_as_their_decoded_form(haproxy, path, expected) -> None:
+    """Fault 5: RFC 3986 6.2.2.2: "/%61pi" is "/api"; "%2F" is not "/" and "%25" is not decoded twice."""
+    status, body, _ = haproxy(path)
+    if expected is None:
+        assert status == 404, body
+    else:
+        assert body == f"{expected} {path}"  # the backend gets the request as the client sent it
+
+
+def test_a_template_with_a_utf8_bom_renders_without_it(haproxy_bin, tmp_path) -> None:
+    """Fault 6: the byte-order mark is not part of the config; HAProxy accepts the result."""
+    from cosmos_core.builtin.haproxy_emitter import DEFAULT_TEMPLATE
+
+    template = tmp_path / "bom.cfg.j2"
+    template.write_bytes(b"\xef\xbb\xbf" + DEFAULT_TEMPLATE.read_bytes())
+    config = generate(tmp_path, json.loads(SEED.read_text()), "--template", str(template))
+    assert not config.startswith("\ufeff") and config.startswith("# Generated by cosmos")
+    result = check(haproxy_bin, config, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("raw", ["# café\n".encode("latin-1"), b"\xff\xfe#\x00 \x00", b"ok\n\x80\n"])
+def test_a_template_that_is_not_utf8_is_exit_2_with_one_line_naming_it(tmp_path, raw) -> None:
+    template = tmp_path / "latin1.cfg.j2"
+    template.write_bytes(raw)
+    (tmp_path / "payload.json").write_text(SEED.read_text())
+    result = CliRunner().invoke(app, ["generate", str(tmp_path / "payload.json"), "--store",
+                                      f"sqlite://{tmp_path}/s.db", "--template", str(template)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cosmos: error: template: is not UTF-8"), result.stderr
+    assert "latin1.cfg.j2" in lines[0] and str(template)[:20] in lines[0]
+    assert not (tmp_path / "s.db").exists() or "app1" not in (tmp_path / "s.db").read_bytes().decode("latin-1")

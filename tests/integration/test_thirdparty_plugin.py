@@ -50,12 +50,16 @@ def test_plugin_mode_routes_and_passes_haproxy_check(installed, tmp_path, haprox
         {"serviceName": "web", "configMode": "path", "predicate": "/",
          "containers": [{"id": "w1", "ip": "10.0.0.2:80"}]},
     ]}
-    result = run(installed, "generate", "-", "--store", f"sqlite://{tmp_path}/s.db", input=json.dumps(payload))
+    cfg = tmp_path / "out" / "h.cfg"
+    result = run(installed, "generate", "-", "--store", f"sqlite://{tmp_path}/s.db", "--output", str(cfg),
+                 input=json.dumps(payload))
     assert result.returncode == 0, result.stderr
-    frontend = [line.strip() for line in result.stdout.splitlines() if line.startswith("    acl ")]
-    assert frontend == ["acl health path /healthz", "acl web path_beg /"]  # precedence 5 sorts first
-    cfg = tmp_path / "h.cfg"
-    cfg.write_text(result.stdout)
+    frontend = [line.strip() for line in cfg.read_text().splitlines() if line.startswith("    ")]
+    # The plugin's mode has no map entries: its ACL (precedence 5) comes before the map lookup of host/path.
+    acl = frontend.index("acl acl_health path /healthz")
+    assert frontend[acl + 1] == "use_backend be_health if acl_health"
+    assert frontend.index("use_backend %[var(txn.cosmos_backend)] if { var(txn.cosmos_backend) -m found }") > acl + 1
+    assert (tmp_path / "out" / "maps" / "paths.map").read_text() == "/ be_web\n"
     check = subprocess.run([haproxy_bin, "-c", "-f", str(cfg)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -105,12 +109,12 @@ def test_a_third_party_reloader_reads_its_setting_from_env_and_cosmos_toml(insta
 
     from_env = run_in(tmp_path, {**installed_drop, "COSMOS_DROP_DIR": str(tmp_path / "env")}, *args)
     assert from_env.returncode == 0, from_env.stderr
-    assert "backend app1" in (tmp_path / "env" / "haproxy.cfg").read_text()
+    assert "backend be_app1" in (tmp_path / "env" / "haproxy.cfg").read_text()
 
     (tmp_path / "cosmos.toml").write_text(f'[plugins.drop]\ndir = "{tmp_path / "table"}"\n')
     from_table = run_in(tmp_path, installed_drop, *args)
     assert from_table.returncode == 0, from_table.stderr
-    assert "backend app1" in (tmp_path / "table" / "haproxy.cfg").read_text()
+    assert "backend be_app1" in (tmp_path / "table" / "haproxy.cfg").read_text()
 
     (tmp_path / "cosmos.toml").write_text(f'drop_dir = "{tmp_path / "top"}"\n')
     env_wins = run_in(tmp_path, {**installed_drop, "COSMOS_DROP_DIR": str(tmp_path / "env2")}, *args)

@@ -38,7 +38,7 @@ def test_once_with_the_payload_source_stores_and_reloads_through_the_host_reload
     )
 
     assert result.exit_code == 0, result.stderr
-    assert "backend app1" in config.read_text()
+    assert "backend be_app1" in config.read_text()
     assert marker.exists()
     events = [json.loads(line)["event"] for line in result.stderr.splitlines() if line.startswith("{")]
     assert events[0] == "agent_started" and "reload" in events and events[-1] == "agent_stopped"
@@ -124,7 +124,8 @@ def test_generate_output_writes_the_bundle_beside_the_main_file(runner: CliRunne
     result = runner.invoke(app, ["generate", str(SEED), "--store", f"sqlite://{tmp_path}/s.db", "--output", str(output)])
     assert result.exit_code == 0, result.stderr
     text = output.read_text()
-    assert "default-path config" in text and "backend app1" in text
+    assert "default-path config" in text and "backend be_app1" in text
     check = __import__("subprocess").run([HAPROXY, "-c", "-f", str(output)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert sorted(p.name for p in output.parent.iterdir()) == ["haproxy.cfg"]
+    assert sorted(p.name for p in output.parent.iterdir()) == ["haproxy.cfg", "maps"]
+    assert sorted(p.name for p in (output.parent / "maps").iterdir()) == ["hosts.map", "paths.map", "wildcards.map"]

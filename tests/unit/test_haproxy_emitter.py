@@ -37,20 +37,36 @@ def block(config: str, header: str) -> list[str]:
 
 def test_seed_layout() -> None:
     config = seed_config()
-    assert block(config, "frontend http") == [
+    frontend = block(config, "frontend http")
+    assert frontend[0] == "bind :80" and frontend[-1] == "default_backend _no_match"
+    assert "use_backend %[var(txn.cosmos_backend)] if { var(txn.cosmos_backend) -m found }" in frontend
+    assert not any(line.startswith("acl ") for line in frontend)  # no per-service ACL: map lookups
+    rt = runtime()
+    bundle = render(rt, reconcile({}, validate_routing(payload.loads(SEED.read_text()), rt.routing)))
+    assert bundle.aux == {"maps/hosts.map": b"first.example.com/ be_app1\nsecond.example.com/ be_app2\n",
+                          "maps/paths.map": b"", "maps/wildcards.map": b""}
+
+
+def test_seed_layout_with_acl_routing() -> None:
+    rt = runtime()
+    rt.emitter.use_maps = False
+    assert block(seed_config(rt), "frontend http") == [
         "bind :80",
-        "acl app1 req.hdr(host),field(1,:) -m str -i first.example.com",
-        "use_backend app1 if app1",
-        "acl app2 req.hdr(host),field(1,:) -m str -i second.example.com",
-        "use_backend app2 if app2",
+        "# --- routing (cosmos_core/routing_maps.py): map lookups, then ACL routes of other modes ---",
+        "acl acl_app1 req.hdr(host),field(1,:) -m str -i first.example.com first.example.com.",
+        "use_backend be_app1 if acl_app1",
+        "acl acl_app2 req.hdr(host),field(1,:) -m str -i second.example.com second.example.com.",
+        "use_backend be_app2 if acl_app2",
+        "# --- end of routing ---",
         "default_backend _no_match",
     ]
-    assert block(config, "backend app2") == [
+    config = seed_config()
+    assert block(config, "backend be_app2") == [
         "mode http", "balance roundrobin", "option forwardfor", "cookie JSESSIONID prefix nocache",
         "server das843j3h3k 192.168.1.10:80 check cookie das843j3h3k",
         "server fds32k4354f 192.168.1.11:80 check cookie fds32k4354f",
     ]
-    for section in ("global", "defaults", "backend app1", "backend _no_match"):
+    for section in ("global", "defaults", "backend be_app1", "backend _no_match"):
         assert section in config.splitlines()
 
 

@@ -115,7 +115,7 @@ def test_generate_answers_the_config(app: LambdaApp, make: Any, b64: bool) -> No
     assert response["statusCode"] == 200
     assert response["headers"]["Content-Type"] == "text/plain; charset=utf-8"
     assert response["isBase64Encoded"] is False
-    assert "backend app2" in response["body"]
+    assert "backend be_app2" in response["body"]
     status = app(make("GET", "/status", headers=auth()), None)
     assert status["statusCode"] == 200
     assert [s["name"] for s in body_json(status)["tables"]["astro"]] == ["app1", "app2"]
@@ -195,7 +195,7 @@ def test_the_handler_stores_in_the_payloads_dynamodb_table(aws: Any, make: Any, 
                                      "containers": [{"id": "c3", "ip": "192.168.1.12:8080"}]}]}
     response = lambda_handler.handler(make("POST", "/generate", json.dumps(second).encode(), JSON), None)
     assert response["statusCode"] == 200, response["body"]
-    assert "backend app3" in response["body"]
+    assert "backend be_app3" in response["body"]
     status = body_json(lambda_handler.handler(make("GET", "/status"), None))
     assert status["store"] == "dynamodb://"
     assert [s["name"] for s in status["tables"]["astro"]] == ["app2", "app3"]

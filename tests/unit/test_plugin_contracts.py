@@ -74,10 +74,17 @@ def test_criteria_the_core_refuses_name_the_mode_and_store_nothing(tmp_path, lin
 
 def test_good_criteria_are_rendered(tmp_path) -> None:
     runtime = runtime_with_mode(["req.hdr(x-tenant),lower -m str acme"], tmp_path)
-    assert "    acl web req.hdr(x-tenant),lower -m str acme\n" in generate(runtime, snapshot()).config
+    assert "    acl acl_web req.hdr(x-tenant),lower -m str acme\n" in generate(runtime, snapshot()).config
 
 
-@pytest.mark.parametrize("predicate", ["X-Tenant),map(/etc/passwd=acme", "a,b", "a b",
+def test_the_core_predicate_check_accepts_a_comma_separated_host_list() -> None:
+    # Issue 10: a host-mode predicate lists hosts with commas (as nginx-proxy's VIRTUAL_HOST).
+    from cosmos_core.validate import check_predicate
+
+    assert check_predicate("example.com,www.example.com,*.example.com") == "example.com,www.example.com,*.example.com"
+
+
+@pytest.mark.parametrize("predicate", ["X-Tenant),map(/etc/passwd=acme", "a b",
                                        "a\nb", "a#b", "${X}", "a'b", 'a"b', "a\\b", "(x)", "[x]", "a|b", "é"])
 def test_the_core_predicate_check_refuses_expression_syntax(predicate) -> None:
     with pytest.raises(ValidationError):
@@ -157,7 +164,7 @@ def test_a_legacy_text_reloader_is_adapted(tmp_path) -> None:
         __name__="legacy", cosmos_reloaders=hookimpl(lambda: [Provides("legacy", lambda settings: legacy)]))
     runtime = Runtime(Settings(store=f"sqlite://{tmp_path}/s.db", reloader="legacy"), Plugins.from_plugins(plugin, host_path))
     stats = Agent(runtime, OneSource([snapshot("host", "web.test")]), runtime.reloader).run(once=True)
-    assert stats.reloads == 1 and "backend web" in seen[0]
+    assert stats.reloads == 1 and "backend be_web" in seen[0]
 
 
 def test_a_bug_in_a_source_is_an_error_not_an_outage(tmp_path, capsys) -> None:

@@ -52,7 +52,7 @@ PAYLOAD = {"candidates": [{"serviceName": "acme", "configMode": "tenant", "predi
 
 def test_a_payload_runs_through_the_pipeline_with_the_plugin() -> None:
     result = run_payload(PAYLOAD, tenant_plugin())
-    assert "    acl acme req.hdr(X-Tenant) -m str acme\n" in result.config
+    assert "    acl acl_acme req.hdr(X-Tenant) -m str acme\n" in result.config
     assert [s.name for s in result.services] == ["acme"] and result.plan.summary()["created"] == 1
 
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from cosmos_core import routing_maps
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import Provides, Route, Setting
 from cosmos_core.errors import ValidationError
+from cosmos_core.haproxy_names import backend_name
 from cosmos_core.hookspecs import hookimpl
 from cosmos_core.model import Service
 from cosmos_core.settings import Settings
@@ -42,6 +44,7 @@ class ServiceView:
     cookie: str | None
     servers: tuple[ServerView, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
+    backend: str = ""  # the HAProxy backend name (cosmos_core.haproxy_names.backend_name)
 
 
 def view(service: Service) -> ServiceView:
@@ -49,7 +52,8 @@ def view(service: Service) -> ServiceView:
     servers = tuple(
         ServerView(c.id, service.endpoint(c), cookie_value(c.id), dict(c.options)) for c in service.containers
     )
-    return ServiceView(service.name, service.mode, service.predicate, service.cookie, servers, dict(service.options))
+    return ServiceView(service.name, service.mode, service.predicate, service.cookie, servers, dict(service.options),
+                       backend_name(service.name))
 
 
 def cookie_value(container_id: str) -> str:
@@ -65,9 +69,13 @@ class HAProxyEmitter:
         import jinja2
 
         try:
-            source = template_path.read_text(encoding="utf-8")
+            source = template_path.read_bytes().decode("utf-8-sig")  # a leading BOM is not config text
         except OSError as exc:
             raise ValidationError("template", str(template_path), f"cannot be read ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise ValidationError("template", str(template_path),
+                                  f"is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                                  f"save {template_path.name} as UTF-8") from None
         env = jinja2.Environment(
             autoescape=False,
             trim_blocks=True,
@@ -84,24 +92,27 @@ class HAProxyEmitter:
         self.tls = tls
         self.challenges: dict[str, str] = {}  # ACME HTTP-01: token -> key authorization
         self.name = str(template_path)
+        self.use_maps = True  # False: every route as an ACL, no map files (benchmarks, tests)
 
     def render(self, services: Sequence[Service], routes: Sequence[Route]) -> Bundle:
-        """The bundle: ``haproxy.cfg`` rendered from the template, plus the HTTPS files (:meth:`files`).
+        """The bundle: ``haproxy.cfg`` rendered from the template, the routing maps and the HTTPS files beside it.
 
         Raises :class:`ValidationError` (field ``template``) if the template fails.
         """
+        routing = routing_maps.plan(routes) if self.use_maps else routing_maps.acl_only(routes)
         context: dict[str, Any] = {
             "services": [view(s) for s in services],
             "routes": list(routes),
+            "routing": routing,
             "bind": self.bind,
             "fallback": FALLBACK_BACKEND,
             "rollout": self.rollout,
-            "https": tls_context(self.tls, {s.name: policy(dict(s.options)) for s in services}, routes),
+            "https": tls_context(self.tls, {backend_name(s.name): policy(dict(s.options)) for s in services}, routes),
         }
         import jinja2
 
         try:
-            return Bundle.of(self.template.render(context), self.files())
+            return Bundle.of(self.template.render(context), {**routing.files, **self.files()})
         except jinja2.TemplateError as exc:
             raise ValidationError("template", self.name, f"cannot be rendered ({exc})") from None
 

@@ -76,6 +76,12 @@ class HostReloader(InstallingReloader):
         else:
             master_reload(str(self.master_socket))
 
+    def check_bundle(self, bundle: Bundle) -> str | None:
+        """``haproxy -c`` on a staged copy of ``bundle``: None when valid, else HAProxy's reason (quarantine)."""
+        from cosmos_core.quarantine import haproxy_check
+
+        return haproxy_check(self.haproxy_bin)(bundle)
+
     def validate(self, staged: Path) -> None:
         """``haproxy -c`` on the staged copy (relative paths resolve beside it)."""
         try:

@@ -40,6 +40,10 @@ def generate(
         from cosmos_core.runtime import Runtime
 
         runtime = Runtime(settings, plugins)
+        from cosmos_core.passes import LocalPass
+
+        if output is None and isinstance(runtime.strategy, LocalPass) and hasattr(runtime.emitter, "use_maps"):
+            runtime.emitter.use_maps = False  # stdout holds one file: the stand-alone (ACL) form, no map files
         try:
             source = runtime.event_source("payload")
             for snapshot in source.snapshots():

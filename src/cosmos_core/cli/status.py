@@ -40,6 +40,8 @@ def status(
         for service in services:
             cookie = service["cookie"] or "-"
             lines.append(f"  {service['name']}  {service['mode']} {service['predicate']}  cookie={cookie}")
+            if "quarantined" in service:
+                lines.append(f"    NOT ROUTED (HAProxy refused it; kept out until it changes): {service['quarantined']}")
             for container in service["containers"]:
                 host = f"  host={container['host']}" if "host" in container else ""
                 lines.append(f"    {container['id']}  {container['address']}{host}")

@@ -175,6 +175,8 @@ class RuntimePool:
             runtime = self._idle.pop()
         except IndexError:
             runtime = Runtime(self.settings, self.plugins)
+            if hasattr(runtime.emitter, "use_maps"):  # the answer is one text file: route by ACLs, no map files
+                runtime.emitter.use_maps = False
             with self._lock:
                 self._all.append(runtime)
         try:

@@ -152,3 +152,12 @@ def test_snapshot_has_every_container_and_one_candidate_per_service() -> None:
     web = snap.candidates[1]
     assert web.cookie == "NEW"  # the newest container's settings win
     assert [c.id for c in web.containers] == ["1" * 12, "2" * 12]
+
+
+def test_the_path_label_adds_a_path_prefix_and_a_bad_one_names_the_label(check: labels.PredicateCheck) -> None:
+    entry = labels.parse(attrs(label={**WEB, "cosmos.predicate": "Web.test,*.web.test", "cosmos.path": "api/v2/"}),
+                         check).entry
+    assert entry is not None
+    assert entry.service.predicate == "*.web.test,web.test" and dict(entry.service.options) == {"path": "/api/v2"}
+    parsed = labels.parse(attrs(name="bad-1", label={**WEB, "cosmos.path": "/a/../b"}), check)
+    assert parsed.entry is None and parsed.problem is not None and parsed.problem.label == "cosmos.path"
