@@ -8,6 +8,7 @@ from cosmos_core import tls
 from cosmos_core.builtin.haproxy_emitter import HAProxyEmitter, DEFAULT_TEMPLATE, tls_config
 from cosmos_core.certs import parse_pem
 from cosmos_core.contracts import Route
+from cosmos_core.haproxy_names import acl_name, backend_name
 from cosmos_core.errors import ValidationError
 from cosmos_core.model import Service
 from cosmos_core.options import freeze
@@ -50,9 +51,12 @@ def test_context_serves_on_and_redirect_but_not_off(certs) -> None:
 
 def render(tls_cfg, services) -> str:
     emitter = HAProxyEmitter(DEFAULT_TEMPLATE, ":80", tls_cfg)
-    bundle = emitter.render(services, [Route(s.name, s.name, (f"req.hdr(host),field(1,:) -m str -i {s.predicate}",))
+    bundle = emitter.render(services, [Route(backend_name(s.name), acl_name(s.name),
+                                             (f"req.hdr(host),field(1,:) -m str -i {s.predicate}",))
                                        for s in services])
-    assert set(bundle.files) == {"haproxy.cfg", *emitter.files()}  # the HTTPS files travel in the bundle
+    # the HTTPS files travel in the bundle; beside them only the routing maps
+    assert set(emitter.files()) <= set(bundle.files)
+    assert {p for p in set(bundle.files) - set(emitter.files()) if not p.startswith("maps/")} == {"haproxy.cfg"}
     return bundle.config
 
 
@@ -69,8 +73,8 @@ def test_rendered_https_frontend_redirect_hsts_and_challenges(certs) -> None:
     config = render(tls.TLSConfig(":443", certs, challenges=True), services)
     http, _, rest = config.partition("frontend https")
     https, _, backends = rest.partition("# Define backends")
-    assert "use_backend plain" in http and "use_backend plain" not in https
-    assert "use_backend app" in https and "use_backend red" in https
+    assert "use_backend be_plain" in http and "use_backend be_plain" not in https
+    assert "use_backend be_app" in https and "use_backend be_red" in https
     assert ("http-request redirect location https://%[req.hdr(host),field(1,:)]%[capture.req.uri] code 308 "
             "if { req.hdr(host),field(1,:) -m str -i r.b.test }") in http
     assert "map(maps/acme-challenges.map)" in http
