@@ -100,6 +100,12 @@ def too_large(limit: int) -> Reply:
     return error_reply(413, f"request body is over the limit of {limit} bytes", "body")
 
 
+def busy(limit: int, retry_after: int = 1) -> Reply:
+    """503 with ``Retry-After``: ``limit`` requests are already in flight."""
+    return error_reply(503, f"server busy: {limit} requests in flight; retry after {retry_after} s",
+                       headers={"Retry-After": str(retry_after)})
+
+
 def route_error(method: str, path: str) -> Reply | None:
     """404 for an unknown path, 405 (with ``Allow``) for a wrong method, else ``None``."""
     allowed = ROUTES.get(path)
@@ -202,6 +208,10 @@ class Api:
     @property
     def max_body(self) -> int:
         return self.settings.max_body
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.settings.max_in_flight
 
     def check(self) -> None:
         """Build the configured store and emitter now, so a bad setting fails at start-up.
