@@ -157,7 +157,7 @@ def create_app(api: Api) -> Starlette:
             return to_response(too_large(api.max_body))
         except BodyIncomplete:
             return to_response(error_reply(400, "the request body ended early", "body"))
-        return to_response(await run_in_threadpool(api.generate, body))
+        return to_response(await run_in_threadpool(api.generate, body, request.url.path))
 
     health_threads: list[anyio.CapacityLimiter] = []
 
@@ -183,7 +183,7 @@ def create_app(api: Api) -> Starlette:
             api.close()
             get_logger("cosmos.server").info("stopped")
 
-    handlers = {"/generate": generate, "/healthz": healthz, "/status": status}
+    handlers = {"/generate": generate, "/cosmonaut": generate, "/healthz": healthz, "/status": status}
     routes = [Route(path, handlers[path], methods=list(methods)) for path, methods in ROUTES.items()]
     app = Starlette(
         routes=routes,

@@ -130,7 +130,7 @@ def dispatch(api: Api, request: ProxyRequest) -> Reply:
         return unsupported_media_type()
     if len(request.body) > api.max_body:
         return too_large(api.max_body)
-    return api.generate(request.body)
+    return api.generate(request.body, request.path)
 
 
 class LambdaApp:
