@@ -103,6 +103,11 @@ def too_large(limit: int) -> Reply:
     return error_reply(413, f"request body is over the limit of {limit} bytes", "body")
 
 
+def head_too_large(limit: int) -> Reply:
+    """431: the request line and headers are over ``max_head`` bytes."""
+    return error_reply(431, f"request head is over the limit of {limit} bytes", "headers")
+
+
 def busy(limit: int, retry_after: int = 1) -> Reply:
     """503 with ``Retry-After``: ``limit`` requests are already in flight."""
     return error_reply(503, f"server busy: {limit} requests in flight; retry after {retry_after} s",
@@ -238,6 +243,10 @@ class Api:
     @property
     def max_body(self) -> int:
         return self.settings.max_body
+
+    @property
+    def max_head(self) -> int:
+        return self.settings.max_head
 
     @property
     def max_in_flight(self) -> int:

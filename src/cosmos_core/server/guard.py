@@ -25,11 +25,11 @@ uvicorn is imported by :func:`guarded_protocol` only.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from cosmos_core.logs import get_logger
+from cosmos_core.server.api import head_too_large
 
 log = get_logger("cosmos.server")
 
@@ -96,13 +96,13 @@ class Guard:
 
 
 def too_large_response(limit: int) -> bytes:
-    """A complete ``431`` response (JSON body, ``Connection: close``)."""
-    body = json.dumps({"error": f"request head is over the limit of {limit} bytes", "field": "headers"}).encode()
+    """A complete ``431`` response (:func:`~cosmos_core.server.api.head_too_large`, ``Connection: close``)."""
+    reply = head_too_large(limit)
     return (
         b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-        b"content-type: application/json\r\n"
+        b"content-type: " + reply.content_type.encode() + b"\r\n"
         b"connection: close\r\n"
-        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        b"content-length: " + str(len(reply.body)).encode() + b"\r\n\r\n" + reply.body
     )
 
 

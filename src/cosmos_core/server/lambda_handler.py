@@ -35,6 +35,7 @@ from cosmos_core.server.api import (
     Api,
     Reply,
     error_reply,
+    head_too_large,
     json_media_type,
     route_error,
     too_large,
@@ -115,8 +116,16 @@ def proxy_response(reply: Reply) -> dict[str, Any]:
     }
 
 
+def head_size(request: ProxyRequest) -> int:
+    """The size of the request line and headers as they would be sent over HTTP/1.1."""
+    line = len(request.method) + len(request.path) + len(" HTTP/1.1\r\n") + 1
+    return line + sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+
+
 def dispatch(api: Api, request: ProxyRequest) -> Reply:
-    """The reply to one request: auth, routing, content type and size, then the endpoint."""
+    """The reply to one request: head size, auth, routing, content type and size, then the endpoint."""
+    if head_size(request) > api.max_head:
+        return head_too_large(api.max_head)
     if not api.authorized(request.headers.get("authorization")):
         return unauthorized()
     refused = route_error(request.method, request.path)
