@@ -257,7 +257,8 @@ def test_a_head_over_max_head_is_431_before_auth(app: LambdaApp, make: Any) -> N
 
 @pytest.mark.parametrize("make", EVENTS)
 def test_post_cosmonaut_answers_the_config_as_one_json_string(app: LambdaApp, make: Any) -> None:
-    plain = app(make("POST", "/generate", SEED.read_bytes(), auth(JSON)), None)
+    app(make("POST", "/generate", SEED.read_bytes(), auth(JSON)), None)
+    plain = app(make("POST", "/generate", SEED.read_bytes(), auth(JSON)), None)  # the seed's second pass: stable
     response = app(make("POST", "/cosmonaut", SEED.read_bytes(), auth(JSON)), None)
     assert response["statusCode"] == 200
     assert body_json(response) == plain["body"]
