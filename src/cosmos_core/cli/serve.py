@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -11,6 +12,9 @@ import typer
 from cosmos_core.cli import common
 from cosmos_core.errors import CosmosError, ValidationError
 from cosmos_core.settings import Settings
+
+
+SWITCH_INTERVAL_S = 0.0005
 
 
 class ServeError(CosmosError):
@@ -81,6 +85,10 @@ def serve(
         from cosmos_core.server.api import Api
 
         api = Api(settings)
+        # The event loop shares the GIL with up to max_in_flight busy worker
+        # threads; a shorter switch interval hands it back sooner, so /healthz
+        # and new connections are answered under load (benchmarks/serve.md).
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             api.check()
             sock = listen(settings.serve_host, settings.serve_port)
