@@ -231,6 +231,10 @@ class RuntimePool:
             runtime.close()
 
 
+#: Payloads parsed at once (see :attr:`Api.parsing`).
+PARSE_SLOTS = 2
+
+
 class Api:
     """The three endpoints as synchronous methods (call them from worker threads)."""
 
@@ -239,6 +243,9 @@ class Api:
         self.plugins = plugins if plugins is not None else Plugins.discover()
         self.pool = RuntimePool(settings, self.plugins)
         self.locks = TableLocks()
+        #: Parsing is pure CPU under the GIL: a few threads at a time keep up
+        #: the throughput, more only starve the event loop (and /healthz).
+        self.parsing = threading.BoundedSemaphore(PARSE_SLOTS)
 
     @property
     def max_body(self) -> int:
@@ -274,7 +281,8 @@ class Api:
         client (:func:`cosmonaut_string`).  Errors are JSON either way.
         """
         try:
-            snapshot = payload.loads(body)
+            with self.parsing:
+                snapshot = payload.loads(body)
             table = snapshot.table or self.settings.table
             with self.locks(table), self.pool.borrow() as runtime:
                 result = pipeline.generate(runtime, snapshot)
