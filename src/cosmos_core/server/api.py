@@ -16,6 +16,8 @@ missing/wrong token        401 (when ``api_token`` is set; constant-time check)
 unknown route / method     404 / 405
 body over ``max_body``     413
 not ``application/json``   415
+head over ``max_head``     431 (front ends check it before auth)
+over ``max_in_flight``     503 with ``Retry-After`` (``cosmos serve`` only)
 store unreachable          503 JSON ``{"error", "field": null}``
 =========================  ===================================================
 

@@ -9,7 +9,9 @@ proxy integrations of both API flavours:
   ``headers`` (lower-case, repeated values joined by commas).
 
 A ``body`` with ``isBase64Encoded`` is decoded first.  A stage prefix
-(``/prod/generate``) is dropped before routing.
+(``/prod/generate``) is dropped before routing.  Of the limits of ``cosmos
+serve``, ``max_head`` (431) and ``max_body`` (413) apply; connections and
+requests in flight are API Gateway's and Lambda's business.
 
 Settings come from the environment as everywhere else (``COSMOS_*``), except
 that the store defaults to ``dynamodb://``: as in the original, each payload's
