@@ -24,14 +24,15 @@ have_static_busybox() {
 
 install_packages() {
     if command -v haproxy >/dev/null && command -v dockerd >/dev/null \
-        && command -v docker >/dev/null && command -v wrk >/dev/null && have_static_busybox \
+        && command -v docker >/dev/null && command -v wrk >/dev/null && command -v curl >/dev/null \
+        && have_static_busybox \
         && command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; then
-        log "apt: haproxy, docker.io, busybox-static, wrk and pebble already installed"
+        log "apt: haproxy, docker.io, busybox-static, wrk, curl and pebble already installed"
         return
     fi
-    log "apt: installing docker.io haproxy busybox-static wrk pebble"
+    log "apt: installing docker.io haproxy busybox-static wrk curl pebble"
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io haproxy busybox-static wrk pebble
+    DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io haproxy busybox-static wrk curl pebble
 }
 
 install_dynalite() {

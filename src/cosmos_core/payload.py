@@ -45,12 +45,27 @@ _ALIASES = {
 
 
 def loads(text: str | bytes) -> Snapshot:
-    """Parse JSON text into a snapshot."""
+    """Parse JSON text into a snapshot.
+
+    Raises :class:`ValidationError` for text that is not JSON, for a payload
+    that :func:`parse` refuses, and for JSON nested too deeply to decode or
+    compare (field ``payload``): deep nesting is bad input at any depth, never
+    a crash.
+    """
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError("payload", _excerpt(text), f"is not valid JSON ({exc})") from None
-    return parse(data)
+    except RecursionError:
+        raise _too_deep(text) from None
+    try:
+        return parse(data)
+    except RecursionError:  # comparing or showing a deeply nested value
+        raise _too_deep(text) from None
+
+
+def _too_deep(text: str | bytes) -> ValidationError:
+    return ValidationError("payload", _excerpt(text), "is nested too deeply (a payload needs 5 levels)")
 
 
 def parse(data: Any) -> Snapshot:

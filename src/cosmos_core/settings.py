@@ -79,6 +79,10 @@ class Settings:
     serve_port: int = 8080
     api_token: str | None = None
     max_body: int = 1_048_576
+    max_head: int = 65_536
+    head_timeout: float = 5.0
+    max_connections: int = 1000
+    max_in_flight: int = 16
     # logging
     log_format: str = "auto"
     log_level: str = "info"

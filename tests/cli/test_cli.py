@@ -244,3 +244,15 @@ def test_an_invalid_stored_row_is_a_store_error(runner, tmp_path) -> None:
         conn.execute("UPDATE containers SET host = 'bad host' WHERE id = 'das843j3h3k'")
     result = cosmos(runner, "status")
     assert result.exit_code == 1 and "invalid row" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_deeply_nested_json_exits_2_naming_the_payload(runner, tmp_path) -> None:
+    """1,000 levels in 2 KB: bad input (exit 2, field payload), not a crash; nothing stored."""
+    text = '{"tableName": "deep", "runningServices": ' + "[" * 1000 + "]" * 1000 + "}"
+    assert len(text) < 2100
+    (tmp_path / "deep.json").write_text(text)
+    result = cosmos(runner, "generate", str(tmp_path / "deep.json"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("cosmos: error: payload: is nested too deeply")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert stored(runner) == {}

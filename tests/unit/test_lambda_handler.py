@@ -232,3 +232,37 @@ def test_a_table_name_dynamodb_refuses_is_a_400_naming_the_field(aws: Any, tmp_p
     assert response["statusCode"] == 400
     assert body_json(response)["field"] == "tableName"
     assert aws.list_tables()["TableNames"] == []
+
+
+# ------------------------------------------------------------------ issue 13 / 14 on Lambda
+
+
+@pytest.mark.parametrize("make", EVENTS)
+def test_deeply_nested_json_is_400_naming_the_payload(app: LambdaApp, make: Any) -> None:
+    body = b'{"tableName": "deep", "runningServices": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    response = app(make("POST", "/generate", body, auth(JSON)), None)
+    assert response["statusCode"] == 400
+    assert body_json(response)["field"] == "payload"
+    assert body_json(app(make("GET", "/status", headers=auth()), None))["tables"] == {}
+
+
+@pytest.mark.parametrize("make", EVENTS)
+def test_a_head_over_max_head_is_431_before_auth(app: LambdaApp, make: Any) -> None:
+    limit = app.api.max_head
+    response = app(make("GET", "/healthz", headers={"X-Pad": "a" * limit}), None)
+    assert response["statusCode"] == 431
+    assert body_json(response)["field"] == "headers"
+    assert app(make("GET", "/healthz", headers=auth({"X-Pad": "a" * (limit - 200)})), None)["statusCode"] == 200
+
+
+@pytest.mark.parametrize("make", EVENTS)
+def test_post_cosmonaut_answers_the_config_as_one_json_string(app: LambdaApp, make: Any) -> None:
+    app(make("POST", "/generate", SEED.read_bytes(), auth(JSON)), None)
+    plain = app(make("POST", "/generate", SEED.read_bytes(), auth(JSON)), None)  # the seed's second pass: stable
+    response = app(make("POST", "/cosmonaut", SEED.read_bytes(), auth(JSON)), None)
+    assert response["statusCode"] == 200
+    assert body_json(response) == plain["body"]
+    inner = response["body"][1:-1]
+    assert '"' not in inner and "error" not in inner and " " not in inner
+    refused = app(make("POST", "/cosmonaut", b'{"tableName": 3}', auth(JSON)), None)
+    assert refused["statusCode"] == 400 and "error" in refused["body"]

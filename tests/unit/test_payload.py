@@ -131,3 +131,38 @@ def test_invalid_json() -> None:
     with pytest.raises(ValidationError) as info:
         payload.loads(b"{not json")
     assert info.value.field == "payload"
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    return "[" * depth + inner + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [1000, 5000, 100_000])
+@pytest.mark.parametrize("template", [
+    "{}",                                                          # the payload itself
+    '{{"tableName": {}}}',
+    '{{"tableName": {0}, "table": {0}}}',                          # the dialect-conflict comparison
+    '{{"runningServices": [{{"serviceName": "x", "id": {}, "ip": "10.0.0.1"}}]}}',
+    '{{"candidateServices": [{{"serviceName": "x", "predicate": "x.example.com", "cookie": {}}}]}}',
+    '{{"unknownField": {}}}',
+])
+def test_deeply_nested_json_is_bad_input_naming_the_payload(depth: int, template: str) -> None:
+    text = template.format(nested(depth))
+    with pytest.raises(ValidationError) as info:
+        payload.loads(text)
+    assert info.value.field == "payload"
+    assert "nested too deeply" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("depth", [50, 500, 900, 990])
+@pytest.mark.parametrize("template", [
+    '{{"tableName": {0}, "table": {0}}}',
+    '{{"runningServices": [{{"serviceName": "x", "id": {}, "ip": "10.0.0.1"}}]}}',
+    '{{"candidateServices": [{{"serviceName": "x", "predicate": "x.example.com", "cookie": {}}}]}}',
+])
+def test_nesting_below_the_decoders_limit_is_bad_input_too(depth: int, template: str) -> None:
+    """Values that decode but are too deep to show or compare are still one-line ValidationErrors."""
+    with pytest.raises(ValidationError) as info:
+        payload.loads(template.format(nested(depth)))
+    assert "\n" not in str(info.value)

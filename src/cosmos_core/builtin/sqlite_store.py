@@ -14,6 +14,7 @@ counter and advertised address; the revision is the fleet generation
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -65,6 +66,8 @@ class SQLiteStore:
             conn.executescript(SCHEMA)
             _migrate(conn)
         except (sqlite3.Error, OSError) as exc:
+            if self._disk_full(exc):
+                raise self._full_error(exc) from None
             raise StoreError(f"store sqlite://{self.path}: cannot open ({exc}); check the path and its permissions") from None
         return conn
 
@@ -118,9 +121,13 @@ class SQLiteStore:
                     (table,),
                 )
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._rollback()
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
         return ApplyResult(written=written, deleted=deleted, requests=1)
 
     def _apply_change(self, table: str, change: Change) -> tuple[int, int]:
@@ -190,6 +197,42 @@ class SQLiteStore:
             self._conn.close()
             self._conn = None
 
+    def _rollback(self) -> None:
+        """Roll back the open transaction, if SQLite has not already done so.
+
+        SQLite rolls back by itself after some errors (a full disk, I/O
+        errors); a second rollback would fail and hide the first error, which
+        is the one worth reporting.
+        """
+        if self._conn is not None and self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def _disk_full(self, exc: BaseException) -> bool:
+        """True when ``exc`` comes from a full file system (or a full quota).
+
+        SQLite reports a full disk as ``SQLITE_FULL``, but as a plain
+        ``SQLITE_IOERR`` when it cannot even create its WAL files; the free
+        space of the store's file system tells those apart.
+        """
+        if isinstance(exc, OSError):
+            return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code == sqlite3.SQLITE_FULL:
+            return True
+        if code != sqlite3.SQLITE_IOERR or self.path == ":memory:":
+            return False
+        try:
+            stat = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        except OSError:
+            return False
+        return stat.f_bavail * stat.f_frsize < 64 * 1024 or (stat.f_files > 0 and stat.f_favail == 0)
+
+    def _full_error(self, exc: BaseException) -> StoreError:
+        return StoreError(f"store sqlite://{self.path}: the disk is full ({exc}); nothing was written")
+
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
         """One read transaction (a consistent view), errors as StoreErrors."""
@@ -203,10 +246,12 @@ class SQLiteStore:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """Turn sqlite3 errors into one-line StoreErrors."""
+        """Turn sqlite3 errors into one-line StoreErrors (a full disk says so)."""
         try:
             yield
         except sqlite3.Error as exc:
+            if self._disk_full(exc):
+                raise self._full_error(exc) from None
             raise StoreError(f"store sqlite://{self.path}: {exc}") from None
 
 

@@ -7,6 +7,8 @@ handler - translate their request into calls on :class:`Api` and send back the
 =========================  ===================================================
 ``POST /generate``         200 ``text/plain`` config; the store is updated as
                            by ``cosmos generate``
+``POST /cosmonaut``        the same, the config as one JSON string that the
+                           original Cosmonaut client's shell step survives
 ``GET /healthz``           200 when the store answers, 503 when it does not
 ``GET /status``            200 JSON, the content of ``cosmos status --json``
 malformed payload          400 JSON ``{"error", "field"}``, nothing stored
@@ -14,6 +16,8 @@ missing/wrong token        401 (when ``api_token`` is set; constant-time check)
 unknown route / method     404 / 405
 body over ``max_body``     413
 not ``application/json``   415
+head over ``max_head``     431 (front ends check it before auth)
+over ``max_in_flight``     503 with ``Retry-After`` (``cosmos serve`` only)
 store unreachable          503 JSON ``{"error", "field": null}``
 =========================  ===================================================
 
@@ -59,6 +63,7 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 #: path -> allowed methods; HEAD is answered like GET.
 ROUTES: Mapping[str, tuple[str, ...]] = {
     "/generate": ("POST",),
+    "/cosmonaut": ("POST",),
     "/healthz": ("GET", "HEAD"),
     "/status": ("GET", "HEAD"),
 }
@@ -100,11 +105,22 @@ def too_large(limit: int) -> Reply:
     return error_reply(413, f"request body is over the limit of {limit} bytes", "body")
 
 
+def head_too_large(limit: int) -> Reply:
+    """431: the request line and headers are over ``max_head`` bytes."""
+    return error_reply(431, f"request head is over the limit of {limit} bytes", "headers")
+
+
+def busy(limit: int, retry_after: int = 1) -> Reply:
+    """503 with ``Retry-After``: ``limit`` requests are already in flight."""
+    return error_reply(503, f"server busy: {limit} requests in flight; retry after {retry_after} s",
+                       headers={"Retry-After": str(retry_after)})
+
+
 def route_error(method: str, path: str) -> Reply | None:
     """404 for an unknown path, 405 (with ``Allow``) for a wrong method, else ``None``."""
     allowed = ROUTES.get(path)
     if allowed is None:
-        return error_reply(404, f"no route {path!r}; try POST /generate, GET /healthz or GET /status")
+        return error_reply(404, f"no route {path!r}; try POST /generate, POST /cosmonaut, GET /healthz or GET /status")
     if method.upper() not in allowed:
         return error_reply(405, f"{method} is not allowed on {path}", headers={"Allow": ", ".join(allowed)})
     return None
@@ -138,6 +154,33 @@ def declared_length_over(content_length: str | None, limit: int) -> bool:
         return content_length is not None and int(content_length) > limit
     except ValueError:
         return False
+
+
+#: What the original Cosmonaut's shell step would mangle, written as JSON
+#: escapes that its ``echo -e`` turns back into the same characters: double
+#: quotes (it deletes every ``"``), white space (its unquoted ``echo -e $text``
+#: splits words and joins them with single spaces), glob characters (that
+#: unquoted expansion would match them against file names), and backslashes.
+_COSMONAUT_ESCAPES = {
+    **{code: f"\\u{code:04X}" for code in [*range(0x20), 0x7F]},
+    ord("\n"): "\\n", ord("\t"): "\\t", ord("\\"): "\\\\",
+    **{ord(c): f"\\u{ord(c):04X}" for c in ' "*?['},
+}
+
+
+def cosmonaut_string(config: str) -> bytes:
+    """``config`` as one JSON string that survives the original Cosmonaut client byte for byte.
+
+    That client (a shell step) stops when the answer contains the word
+    ``error``, deletes every double quote, and writes ``echo -e $text``
+    (unquoted) as ``haproxy.cfg``.  The body is valid JSON whose value is
+    exactly ``config``; it contains no ``"`` but its enclosing pair, no white
+    space, no glob character and never the word ``error`` (its ``e`` is sent
+    as ``\\u0065``, which both JSON and bash's ``echo -e`` decode), so those
+    steps write ``config`` plus a final newline.
+    """
+    pieces = (piece.translate(_COSMONAUT_ESCAPES) for piece in config.split("error"))
+    return ('"' + "\\u0065rror".join(pieces) + '"').encode()
 
 
 class TableLocks:
@@ -192,6 +235,10 @@ class RuntimePool:
             runtime.close()
 
 
+#: Payloads parsed at once (see :attr:`Api.parsing`).
+PARSE_SLOTS = 2
+
+
 class Api:
     """The three endpoints as synchronous methods (call them from worker threads)."""
 
@@ -200,10 +247,21 @@ class Api:
         self.plugins = plugins if plugins is not None else Plugins.discover()
         self.pool = RuntimePool(settings, self.plugins)
         self.locks = TableLocks()
+        #: Parsing is pure CPU under the GIL: a few threads at a time keep up
+        #: the throughput, more only starve the event loop (and /healthz).
+        self.parsing = threading.BoundedSemaphore(PARSE_SLOTS)
 
     @property
     def max_body(self) -> int:
         return self.settings.max_body
+
+    @property
+    def max_head(self) -> int:
+        return self.settings.max_head
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.settings.max_in_flight
 
     def check(self) -> None:
         """Build the configured store and emitter now, so a bad setting fails at start-up.
@@ -219,15 +277,23 @@ class Api:
     def authorized(self, authorization: str | None) -> bool:
         return bearer_ok(self.settings.api_token, authorization)
 
-    def generate(self, body: bytes) -> Reply:
-        """Parse a payload, run the pipeline under the table's lock, return the config."""
+    def generate(self, body: bytes, path: str = "/generate") -> Reply:
+        """Parse a payload, run the pipeline under the table's lock, return the config.
+
+        ``POST /generate`` answers the config as ``text/plain``;
+        ``POST /cosmonaut`` as one JSON string for the original Cosmonaut
+        client (:func:`cosmonaut_string`).  Errors are JSON either way.
+        """
         try:
-            snapshot = payload.loads(body)
+            with self.parsing:
+                snapshot = payload.loads(body)
             table = snapshot.table or self.settings.table
             with self.locks(table), self.pool.borrow() as runtime:
                 result = pipeline.generate(runtime, snapshot)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON reply
             return self._failure(exc, "generate")
+        if path == "/cosmonaut":
+            return Reply(200, cosmonaut_string(result.config), JSON_TYPE)
         return Reply(200, result.config.encode(), TEXT_TYPE)
 
     def healthz(self) -> Reply:

@@ -21,6 +21,7 @@ from cosmos_core.server.api import (
     ROUTES,
     Api,
     Reply,
+    busy,
     declared_length_over,
     error_reply,
     json_media_type,
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 
+
+#: Worker threads reserved for ``GET /healthz``.
+HEALTH_THREADS = 4
 
 #: How much of an oversized body is still read (and dropped) before the 413 is
 #: sent: closing a socket with unread data makes the kernel send a reset, and
@@ -84,6 +88,35 @@ async def read_limited(receive: Receive, content_length: str | None, limit: int)
     return b"".join(chunks)
 
 
+class InFlightLimit:
+    """Pure ASGI middleware: past ``limit`` requests in flight, 503 with ``Retry-After``.
+
+    ``GET /healthz`` is never counted nor refused, so a load balancer keeps
+    seeing a healthy server under any burst; every other request counts from
+    the moment its head is parsed until its response is sent (the body is not
+    read when refused).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ("/healthz",)) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = exempt
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            await to_response(busy(self.limit))(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
 class BearerAuth:
     """Pure ASGI middleware: 401 for any HTTP request without the right token."""
 
@@ -107,6 +140,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def create_app(api: Api) -> Starlette:
     """The ASGI app for ``api``; the app closes ``api`` when it shuts down."""
+    import anyio
+    import anyio.to_thread
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
@@ -122,10 +157,15 @@ def create_app(api: Api) -> Starlette:
             return to_response(too_large(api.max_body))
         except BodyIncomplete:
             return to_response(error_reply(400, "the request body ended early", "body"))
-        return to_response(await run_in_threadpool(api.generate, body))
+        return to_response(await run_in_threadpool(api.generate, body, request.url.path))
+
+    health_threads: list[anyio.CapacityLimiter] = []
 
     async def healthz(request: Request) -> Response:
-        return to_response(await run_in_threadpool(api.healthz))
+        # Threads of its own: a health check never queues behind heavy requests.
+        if not health_threads:
+            health_threads.append(anyio.CapacityLimiter(HEALTH_THREADS))
+        return to_response(await anyio.to_thread.run_sync(api.healthz, limiter=health_threads[0]))
 
     async def status(request: Request) -> Response:
         return to_response(await run_in_threadpool(api.status))
@@ -143,11 +183,11 @@ def create_app(api: Api) -> Starlette:
             api.close()
             get_logger("cosmos.server").info("stopped")
 
-    handlers = {"/generate": generate, "/healthz": healthz, "/status": status}
+    handlers = {"/generate": generate, "/cosmonaut": generate, "/healthz": healthz, "/status": status}
     routes = [Route(path, handlers[path], methods=list(methods)) for path, methods in ROUTES.items()]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(BearerAuth, api=api)],
+        middleware=[Middleware(BearerAuth, api=api), Middleware(InFlightLimit, limit=api.max_in_flight)],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )

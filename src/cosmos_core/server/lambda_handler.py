@@ -9,7 +9,9 @@ proxy integrations of both API flavours:
   ``headers`` (lower-case, repeated values joined by commas).
 
 A ``body`` with ``isBase64Encoded`` is decoded first.  A stage prefix
-(``/prod/generate``) is dropped before routing.
+(``/prod/generate``) is dropped before routing.  Of the limits of ``cosmos
+serve``, ``max_head`` (431) and ``max_body`` (413) apply; connections and
+requests in flight are API Gateway's and Lambda's business.
 
 Settings come from the environment as everywhere else (``COSMOS_*``), except
 that the store defaults to ``dynamodb://``: as in the original, each payload's
@@ -35,6 +37,7 @@ from cosmos_core.server.api import (
     Api,
     Reply,
     error_reply,
+    head_too_large,
     json_media_type,
     route_error,
     too_large,
@@ -115,8 +118,16 @@ def proxy_response(reply: Reply) -> dict[str, Any]:
     }
 
 
+def head_size(request: ProxyRequest) -> int:
+    """The size of the request line and headers as they would be sent over HTTP/1.1."""
+    line = len(request.method) + len(request.path) + len(" HTTP/1.1\r\n") + 1
+    return line + sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+
+
 def dispatch(api: Api, request: ProxyRequest) -> Reply:
-    """The reply to one request: auth, routing, content type and size, then the endpoint."""
+    """The reply to one request: head size, auth, routing, content type and size, then the endpoint."""
+    if head_size(request) > api.max_head:
+        return head_too_large(api.max_head)
     if not api.authorized(request.headers.get("authorization")):
         return unauthorized()
     refused = route_error(request.method, request.path)
@@ -130,7 +141,7 @@ def dispatch(api: Api, request: ProxyRequest) -> Reply:
         return unsupported_media_type()
     if len(request.body) > api.max_body:
         return too_large(api.max_body)
-    return api.generate(request.body)
+    return api.generate(request.body, request.path)
 
 
 class LambdaApp:

@@ -81,11 +81,13 @@ def start_serve(
     log_path: Path | None = None,
     timeout: float = START_TIMEOUT_S,
     python: str = sys.executable,
+    nofile: int | None = None,
 ) -> ServeProcess:
     """Run ``cosmos serve --host 127.0.0.1 --port 0 ARGS`` and wait until it listens.
 
     ``env`` is added to this process's environment; logs are JSON, in
-    ``log_path`` (a temporary file when omitted).
+    ``log_path`` (a temporary file when omitted).  ``nofile`` lowers the
+    server's open-files limit (``RLIMIT_NOFILE``, soft and hard).
     """
     if log_path is None:
         import tempfile
@@ -97,7 +99,8 @@ def start_serve(
     command = [python, "-c", CLI, "serve", "--host", "127.0.0.1", "--port", "0", *args]
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(command, env=full_env, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=log_file)
+                                   stdout=subprocess.DEVNULL, stderr=log_file,
+                                   preexec_fn=None if nofile is None else (lambda: _limit_files(nofile)))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for event in read_events(log_path):
@@ -111,3 +114,9 @@ def start_serve(
         process.wait()
     tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
     raise ServeFailed(f"cosmos serve did not start (exit {process.returncode}); log:\n{tail}")
+
+
+def _limit_files(count: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))

@@ -24,18 +24,19 @@ def seed() -> dict[str, Any]:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Serve]:
-    """``serve(*args, store=None, **env)``: a running ``cosmos serve``; stopped after the test.
+    """``serve(*args, store=None, nofile=None, **env)``: a running ``cosmos serve``; stopped after the test.
 
-    ``store`` defaults to a fresh SQLite file under ``tmp_path``; ``env``
-    entries are added to the environment (e.g. ``COSMOS_API_TOKEN``).
+    ``store`` defaults to a fresh SQLite file under ``tmp_path``; ``nofile``
+    lowers its open-files limit; ``env`` entries are added to the environment
+    (e.g. ``COSMOS_API_TOKEN``).
     """
     started: list[ServeProcess] = []
 
-    def start(*args: str, store: str | None = None, **env: str) -> ServeProcess:
+    def start(*args: str, store: str | None = None, nofile: int | None = None, **env: str) -> ServeProcess:
         index = len(started)
         store = store or f"sqlite://{tmp_path / f'state{index}.db'}"
         server = start_serve([*args, "--store", store], env={"XDG_STATE_HOME": str(tmp_path), **env},
-                             log_path=tmp_path / f"serve{index}.log")
+                             log_path=tmp_path / f"serve{index}.log", nofile=nofile)
         started.append(server)
         return server
 

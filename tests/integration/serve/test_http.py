@@ -247,3 +247,16 @@ def test_eight_concurrent_posts_to_one_service_all_land(serve: Serve) -> None:
     assert len(passes) == 8
     assert all(e["attempts"] == 1 for e in passes)
     assert not any(e.get("event") == "store_conflict" for e in server.log_events())
+
+
+def test_deeply_nested_json_is_400_naming_the_payload(serve: Serve) -> None:
+    """1,000 levels in 2 KB (issue 13): bad input, not a 500; nothing stored; the server keeps serving."""
+    server = serve()
+    for body in (b"[" * 1000 + b"]" * 1000,
+                 b'{"tableName": "deep", "runningServices": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+                 b'{"candidateServices": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"}"):
+        answer = request(server.url, "POST", "/generate", body, JSON)
+        assert answer.status == 400, answer.body[:200]
+        assert answer.json()["field"] == "payload"
+    assert request(server.url, "GET", "/status").json()["tables"] == {}
+    assert not any(e.get("event") == "request_crashed" for e in server.log_events())
