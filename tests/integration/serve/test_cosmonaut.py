@@ -26,7 +26,7 @@ import pytest
 from tests.integration.conftest import unavailable
 from tests.integration.serve.conftest import SEED, Serve
 from tests.integration.serve.helpers import request
-from tests.integration.test_haproxy_routing import Backend, free_port
+from tests.support.haproxy_run import Backend, free_port
 
 CLIENT = Path(__file__).resolve().parents[2] / "support" / "cosmonaut_update.sh"
 CLI = "import sys; from cosmos_core.cli import main; sys.argv[0] = 'cosmos'; main()"
