@@ -30,10 +30,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
+from cosmos_core import grace
 from cosmos_core.backoff import Backoff
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ChecksPredicates, EventSource, ReloadOutcome, Reloader
@@ -110,11 +111,12 @@ class Agent:
         try:
             while not self.stopping:
                 try:
-                    wait = retry_delay(attempt, self.retry_start, self.retry_max) if failed else None
+                    wait = retry_delay(attempt, self.retry_start, self.retry_max) if failed else self._grace_wait()
                     item = self._feed.get(timeout=wait)
                 except queue.Empty:
-                    item = failed
-                    log.info("pass_retry", attempt=attempt)
+                    item = failed or self._grace_pass()
+                    if failed:
+                        log.info("pass_retry", attempt=attempt)
                 if item is _END or self.stopping:
                     break
                 assert isinstance(item, Snapshot)
@@ -128,6 +130,20 @@ class Agent:
             self.source.close()
             log.info("agent_stopped", **vars(self.stats))
         return self.stats
+
+    # ops: a service in its grace period (cosmos.grace) ends without an event; run a pass then.
+    _last: Snapshot | None = None
+    _grace_until: float | None = None
+
+    def _grace_wait(self) -> float | None:
+        """Seconds until the earliest grace period ends (``None``: no service is held)."""
+        return None if self._grace_until is None else max(0.0, self._grace_until - time.time())
+
+    def _grace_pass(self) -> Snapshot | None:
+        """The last snapshot again, at the current time."""
+        log.info("grace_pass")
+        self._grace_until = None
+        return None if self._last is None else replace(self._last, at=None)
 
     def _pump(self) -> None:
         """Move the source's snapshots into the feed (runs on its own thread)."""
@@ -169,6 +185,7 @@ class Agent:
             return self._failed(f"unexpected {type(exc).__name__}: {exc}", started, retryable=True, exit_code=1)
         self.applied = result.bundle
         done = time.perf_counter()
+        self._last, self._grace_until = snapshot, grace.next_expiry(result.services)
         if outcome.reloaded:
             self.stats.reloads += 1
         else:

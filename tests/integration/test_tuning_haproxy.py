@@ -1,0 +1,207 @@
+"""Per-service tuning options against the real HAProxy: `haproxy -c` and routed requests on loopback.
+
+Canary weights, basic auth, allow-lists, timeouts and the grace period, each
+rendered by the built-in template from a payload and served by a host HAProxy.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import http.server
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from cosmos_core import payload, pipeline
+from cosmos_core.plugins import Plugins
+from cosmos_core.runtime import Runtime
+from cosmos_core.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Backend:
+    """A loopback HTTP server that answers its name; ``/slow`` answers after 3 s."""
+
+    def __init__(self, name: str) -> None:
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path == "/slow":
+                    time.sleep(3)
+                body = backend.name.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.name = name
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def backends() -> Iterator[dict[str, Backend]]:
+    started = {name: Backend(name) for name in ("stable", "canary", "other")}
+    yield started
+    for backend in started.values():
+        backend.close()
+
+
+Get = Callable[..., tuple[int, str, http.client.HTTPResponse]]
+
+
+@contextmanager
+def serving(haproxy_bin: str, config: str, tmp_path: Path) -> Iterator[Get]:
+    """Check ``config`` with ``haproxy -c``, run it on a loopback port; yield ``get(path, host, headers)``."""
+    port = free_port()
+    config = config.replace("    bind :80\n", f"    bind 127.0.0.1:{port}\n")
+    config = config.replace("    user haproxy\n    group haproxy\n    daemon\n", "")
+    cfg = tmp_path / f"haproxy-{port}.cfg"
+    cfg.write_text(config)
+    checked = subprocess.run([haproxy_bin, "-c", "-f", str(cfg)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    proc = subprocess.Popen([haproxy_bin, "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"haproxy did not start: {proc.stdout.read().decode() if proc.stdout else ''}")
+            time.sleep(0.05)
+
+    def get(path: str = "/", host: str = "web.example.com", headers: dict[str, str] | None = None):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", path, headers={"Host": host, **(headers or {})})
+        response = conn.getresponse()
+        body = response.read().decode()
+        conn.close()
+        return response.status, body, response
+
+    try:
+        yield get
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime(Settings(store=f"sqlite://{tmp_path}/s.db"), Plugins.discover())
+    yield rt
+    rt.close()
+
+
+def config_for(runtime: Runtime, data: dict, at: float | None = None) -> str:
+    snapshot = payload.parse(data)
+    if at is not None:
+        from dataclasses import replace
+
+        snapshot = replace(snapshot, at=at)
+    return pipeline.generate(runtime, snapshot).config
+
+
+def web(backends: dict[str, Backend], names: tuple[str, ...] = ("stable",), **options: object) -> dict:
+    return {"table": "t", "candidates": [{
+        "serviceName": "web", "predicate": "web.example.com", **options,
+        "containers": [{"id": n, "ip": f"127.0.0.1:{backends[n].port}"} for n in names],
+    }]}
+
+
+def test_canary_weight_gets_about_a_tenth(haproxy_bin, tmp_path, runtime, backends) -> None:
+    data = web(backends, ("stable", "canary"))
+    data["candidates"][0]["containers"][0]["weight"] = 100
+    data["candidates"][0]["containers"][1]["weight"] = 10
+    config = config_for(runtime, data)
+    assert "weight 10" in config and "weight 100" in config
+    with serving(haproxy_bin, config, tmp_path) as get:
+        seen = Counter(get()[1] for _ in range(440))
+    print("canary share", dict(seen))
+    assert set(seen) == {"stable", "canary"}
+    share = seen["canary"] / 440
+    assert 0.05 <= share <= 0.15, seen  # 10 / 110 = 9.1 %
+
+
+@pytest.mark.parametrize("balance", ["roundrobin", "leastconn", "source", "uri", "first"])
+def test_every_balance_algorithm_is_accepted_and_routes(haproxy_bin, tmp_path, runtime, backends, balance) -> None:
+    config = config_for(runtime, web(backends, ("stable", "canary"), balance=balance))
+    assert f"    balance {balance}\n" in config
+    with serving(haproxy_bin, config, tmp_path) as get:
+        assert get()[1] in ("stable", "canary")
+
+
+def test_basic_auth_from_a_sha512_hash(haproxy_bin, tmp_path, runtime, backends) -> None:
+    hashed = subprocess.run(["openssl", "passwd", "-6", "-salt", "c0sm0ssalt", "s3cret pass"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    config = config_for(runtime, web(backends, authUser="ops", authHash=hashed))
+
+    def basic(user: str, password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+    with serving(haproxy_bin, config, tmp_path) as get:
+        status, _, response = get()
+        assert status == 401 and 'realm="web"' in (response.getheader("WWW-Authenticate") or "")
+        assert get(headers=basic("ops", "wrong"))[0] == 401
+        assert get(headers=basic("other", "s3cret pass"))[0] == 401
+        assert get(headers=basic("ops", "s3cret pass"))[:2] == (200, "stable")
+
+
+def test_allow_list_denies_other_networks(haproxy_bin, tmp_path, runtime, backends) -> None:
+    denied = config_for(runtime, web(backends, allow="10.0.0.0/8, 192.168.0.0/16"))
+    with serving(haproxy_bin, denied, tmp_path) as get:
+        assert get()[0] == 403
+    allowed = config_for(runtime, web(backends, allow=["10.0.0.0/8", "127.0.0.0/8"]))
+    with serving(haproxy_bin, allowed, tmp_path) as get:
+        assert get()[:2] == (200, "stable")
+
+
+def test_timeouts_are_rendered_and_the_server_timeout_applies(haproxy_bin, tmp_path, runtime, backends) -> None:
+    config = config_for(runtime, web(backends, timeoutConnect="2s", timeoutServer=1, timeoutTunnel="1h"))
+    backend = config[config.index("backend web"):]
+    for line in ("timeout connect 2s", "timeout server 1s", "timeout tunnel 1h"):
+        assert f"    {line}\n" in backend
+    with serving(haproxy_bin, config, tmp_path) as get:
+        assert get("/")[:2] == (200, "stable")
+        assert get("/slow")[0] == 504  # the backend answers after 3 s; timeout server is 1 s
+
+
+def test_grace_answers_503_then_404(haproxy_bin, tmp_path, runtime, backends) -> None:
+    data = web(backends, grace=30)
+    data["running"] = [{"serviceName": "web", "id": "stable", "ip": f"127.0.0.1:{backends['stable'].port}"}]
+    with serving(haproxy_bin, config_for(runtime, data, at=1000.0), tmp_path) as get:
+        assert get()[:2] == (200, "stable")
+    gone = {"table": "t", "running": []}  # the last container stopped at t=1010
+    with serving(haproxy_bin, config_for(runtime, gone, at=1010.0), tmp_path) as get:
+        status, body, response = get()
+        assert status == 503 and "web is down" in body
+        assert get(host="unknown.example.com")[0] == 404
+    with serving(haproxy_bin, config_for(runtime, gone, at=1039.0), tmp_path) as get:
+        assert get()[0] == 503  # still inside the 30 s
+    with serving(haproxy_bin, config_for(runtime, gone, at=1040.0), tmp_path) as get:
+        status, body, _ = get()
+        assert status == 404 and "no service matches" in body
