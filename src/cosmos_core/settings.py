@@ -78,6 +78,9 @@ class Settings:
     serve_port: int = 8080
     api_token: str | None = None
     max_body: int = 1_048_576
+    # ops: Cosmos's own /metrics (cosmos watch --metrics-port; issue 15)
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
     # logging
     log_format: str = "auto"
     log_level: str = "info"

@@ -205,3 +205,42 @@ def test_grace_answers_503_then_404(haproxy_bin, tmp_path, runtime, backends) ->
     with serving(haproxy_bin, config_for(runtime, gone, at=1040.0), tmp_path) as get:
         status, body, _ = get()
         assert status == 404 and "no service matches" in body
+
+
+# ------------------------------------------------------------- --stats-bind
+
+
+def test_stats_bind_serves_haproxys_prometheus_exporter_and_stats_page(haproxy_bin, tmp_path, backends) -> None:
+    import urllib.error
+    import urllib.request
+
+    stats_port = free_port()
+    settings = Settings(store=f"sqlite://{tmp_path}/m.db", stats_bind=str(stats_port), stats_auth="admin:0p3n-s3same")
+    runtime = Runtime(settings, Plugins.discover())
+    try:
+        config = config_for(runtime, web(backends, ("stable", "canary")))
+    finally:
+        runtime.close()
+    assert f"    bind 127.0.0.1:{stats_port}\n" in config  # a bare port means loopback
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with serving(haproxy_bin, config, tmp_path) as get:
+        for _ in range(3):
+            assert get()[0] == 200
+        with opener.open(f"http://127.0.0.1:{stats_port}/metrics", timeout=5) as response:
+            assert response.status == 200
+            text = response.read().decode()
+        assert 'haproxy_backend_http_responses_total{proxy="web",code="2xx"} 3' in text
+        for server in ("stable", "canary"):
+            assert f'haproxy_server_status{{proxy="web",server="{server}",state="UP"}} 1' in text
+        served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                     if line.startswith('haproxy_server_http_responses_total{proxy="web",') and 'code="2xx"' in line)
+        assert served == 3
+        with pytest.raises(urllib.error.HTTPError) as info:
+            opener.open(f"http://127.0.0.1:{stats_port}/", timeout=5)
+        assert info.value.code == 401
+        password = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+        password.add_password(None, f"http://127.0.0.1:{stats_port}/", "admin", "0p3n-s3same")
+        authed = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPBasicAuthHandler(password))
+        with authed.open(f"http://127.0.0.1:{stats_port}/;csv", timeout=5) as response:
+            assert "web,stable," in response.read().decode()

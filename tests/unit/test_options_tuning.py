@@ -241,3 +241,21 @@ def test_the_agent_runs_a_pass_when_a_grace_period_ends(tmp_path) -> None:
     assert "server c1" in configs[0]
     assert "status 503" in configs[1] and "use_backend web" in configs[1]
     assert "backend web" not in configs[2] and stats.failures == 0
+
+
+def test_stats_bind_and_auth_settings() -> None:
+    from cosmos_core.builtin.haproxy_emitter import check_stats_auth, check_stats_bind
+
+    assert check_stats_bind(None) is None
+    assert check_stats_bind("8404") == "127.0.0.1:8404"
+    assert check_stats_bind(":8404") == ":8404" and check_stats_bind("[::1]:8404") == "[::1]:8404"
+    for bad in ("x y", "99999", "10.0.0.1:8404\n    stats admin if TRUE"):
+        with pytest.raises(ValidationError) as info:
+            check_stats_bind(bad)
+        assert info.value.field == "stats_bind"
+    assert check_stats_auth("admin:long-enough") == "admin:long-enough"
+    with pytest.raises(ValidationError) as info:
+        check_stats_auth("admin:short pw #")
+    assert info.value.field == "stats_auth" and "short pw" not in str(info.value)
+    off = HAProxyEmitter(DEFAULT_TEMPLATE, ":80").render([], [])
+    assert "cosmos_stats" not in off and "prometheus-exporter" not in off

@@ -102,6 +102,7 @@ def watch(
                      "at it plus their published port (label cosmos.address=network overrides).", show_default=False),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Sync, reload and exit (exit 2 if refused, 1 if it failed).")] = False,
+    stats_bind: common.StatsBindOpt = None,
 ) -> None:
     """Keep HAProxy in step with this host's labelled containers until SIGTERM/SIGINT."""
     settings, plugins = common.settings_and_plugins(
@@ -126,6 +127,7 @@ def watch(
         heartbeat=heartbeat,
         lease=lease,
         advertise_address=advertise_address,
+        stats_bind=stats_bind,
     )
     with common.errors(settings.debug):
         from dataclasses import replace
