@@ -34,13 +34,14 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
-from cosmos_core import grace
+from cosmos_core import grace, metrics
 from cosmos_core.backoff import Backoff
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ChecksPredicates, EventSource, ReloadOutcome, Reloader
 from cosmos_core.errors import CosmosError, PluginError
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Snapshot
+from cosmos_core.passes import LocalPass
 from cosmos_core.runtime import Runtime
 
 log = get_logger("cosmos.agent")
@@ -134,6 +135,8 @@ class Agent:
     # ops: a service in its grace period (cosmos.grace) ends without an event; run a pass then.
     _last: Snapshot | None = None
     _grace_until: float | None = None
+    #: The last pass failed for a reason that may go away (``/healthz`` answers 503 meanwhile).
+    failing: bool = False
 
     def _grace_wait(self) -> float | None:
         """Seconds until the earliest grace period ends (``None``: no service is held)."""
@@ -180,12 +183,16 @@ class Agent:
                                   f"({self.runtime.plugins.owner('reloaders', str(self.runtime.settings.reloader))}): "
                                   f"apply() returned {type(outcome).__name__}, expected ReloadOutcome")
         except CosmosError as exc:
+            metrics.pass_failed(exc)
             return self._failed(str(exc), started, retryable=exc.retryable, exit_code=exc.exit_code)
         except Exception as exc:  # noqa: BLE001 - one bad pass must not end the agent
+            metrics.pass_failed(exc)
             return self._failed(f"unexpected {type(exc).__name__}: {exc}", started, retryable=True, exit_code=1)
         self.applied = result.bundle
         done = time.perf_counter()
-        self._last, self._grace_until = snapshot, grace.next_expiry(result.services)
+        self._last, self._grace_until, self.failing = snapshot, grace.next_expiry(result.services), False
+        metrics.pass_succeeded(result.table, result.services, t_reconciled - started, done - t_reconciled,
+                               outcome.reloaded, snapshot.at, local=isinstance(self.runtime.strategy, LocalPass))
         if outcome.reloaded:
             self.stats.reloads += 1
         else:
@@ -210,7 +217,7 @@ class Agent:
         return True
 
     def _failed(self, message: str, started: float, retryable: bool, exit_code: int) -> bool:
-        self._retryable = retryable
+        self._retryable = self.failing = retryable
         self.stats.failures += 1
         self.stats.last_error = message
         self.stats.last_exit_code = 2 if exit_code == 2 else 1

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -39,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from cosmos_core import payload, pipeline
+from cosmos_core import metrics, payload, pipeline
 from cosmos_core.errors import (
     CosmosError,
     StoreError,
@@ -223,9 +224,13 @@ class Api:
             snapshot = payload.loads(body)
             table = snapshot.table or self.settings.table
             with self.locks(table), self.pool.borrow() as runtime:
+                started = time.perf_counter()
                 result = pipeline.generate(runtime, snapshot)
+                seconds = time.perf_counter() - started
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON reply
+            metrics.pass_failed(exc)
             return self._failure(exc, "generate")
+        metrics.pass_succeeded(result.table, result.services, seconds)
         return Reply(200, result.config.encode(), TEXT_TYPE)
 
     def healthz(self) -> Reply:
