@@ -191,9 +191,9 @@ class _CountedStore:
         if name not in STORE_OPERATIONS or not callable(attribute):
             return attribute
 
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            from cosmos_core.errors import ConflictError
+        from cosmos_core.errors import ConflictError
 
+        def counted(*args: Any, **kwargs: Any) -> Any:
             metrics = _m
             if metrics is not None:
                 metrics.store_requests.labels(name).inc()
@@ -208,6 +208,7 @@ class _CountedStore:
                     metrics.store_errors.labels(name).inc()
                 raise
 
+        setattr(self, name, counted)  # found directly from now on, without __getattr__
         return counted
 
 
