@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import http.client
-import http.server
 import json
-import socket
 import subprocess
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,14 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cosmos_core.cli import app
+from tests.support.haproxy_host import Backend, free_port, start_loopback
 
 SEED = Path(__file__).parents[2] / "examples" / "seed-payload.json"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def check(haproxy_bin: str, config: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -60,38 +51,14 @@ def test_empty_state_and_many_services_pass_haproxy_check(haproxy_bin, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-class Backend:
-    """A loopback HTTP server that names itself and sets the app's session cookie."""
-
-    def __init__(self, name: str) -> None:
-        backend = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                body = f"{backend.name} {self.path}".encode()
-                self.send_response(200)
-                self.send_header("Set-Cookie", f"SID={backend.name}-sess")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.name = name
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def named(name: str) -> Backend:
+    """A backend that names itself and the path, and sets the app's session cookie."""
+    return Backend(name, lambda path: (f"{name} {path}".encode(), {"Set-Cookie": f"SID={name}-sess"}))
 
 
 @pytest.fixture
 def backends():
-    started = {name: Backend(name) for name in ("a1", "a2", "api", "apiv2", "web")}
+    started = {name: named(name) for name in ("a1", "a2", "api", "apiv2", "web")}
     yield started
     for backend in started.values():
         backend.close()
@@ -117,21 +84,10 @@ def haproxy(haproxy_bin, tmp_path, backends):
         ],
     }
     config = generate(tmp_path, data)
-    config = config.replace("    bind :80\n", f"    bind 127.0.0.1:{port}\n")
-    config = config.replace("    user haproxy\n    group haproxy\n    daemon\n", "")
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(config)
-    proc = subprocess.Popen([haproxy_bin, "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"haproxy did not start: {proc.stdout.read().decode() if proc.stdout else ''}")
-            time.sleep(0.05)
+    try:
+        proc = start_loopback(haproxy_bin, config, tmp_path / "haproxy.cfg", port)
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
     def get(path: str = "/", host: str = "none.example.com", cookie: str | None = None):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)

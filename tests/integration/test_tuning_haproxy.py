@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import base64
 import http.client
-import http.server
-import socket
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,47 +21,23 @@ from cosmos_core import payload, pipeline
 from cosmos_core.plugins import Plugins
 from cosmos_core.runtime import Runtime
 from cosmos_core.settings import Settings
+from tests.support.haproxy_host import Backend, free_port, start_loopback
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def named(name: str) -> Backend:
+    """A backend that answers its name; ``/slow`` answers after 3 s."""
 
+    def answer(path: str) -> tuple[bytes, dict[str, str]]:
+        if path == "/slow":
+            time.sleep(3)
+        return name.encode(), {}
 
-class Backend:
-    """A loopback HTTP server that answers its name; ``/slow`` answers after 3 s."""
-
-    def __init__(self, name: str) -> None:
-        backend = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                if self.path == "/slow":
-                    time.sleep(3)
-                body = backend.name.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.name = name
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return Backend(name, answer)
 
 
 @pytest.fixture
 def backends() -> Iterator[dict[str, Backend]]:
-    started = {name: Backend(name) for name in ("stable", "canary", "other")}
+    started = {name: named(name) for name in ("stable", "canary", "other")}
     yield started
     for backend in started.values():
         backend.close()
@@ -77,23 +50,13 @@ Get = Callable[..., tuple[int, str, http.client.HTTPResponse]]
 def serving(haproxy_bin: str, config: str, tmp_path: Path) -> Iterator[Get]:
     """Check ``config`` with ``haproxy -c``, run it on a loopback port; yield ``get(path, host, headers)``."""
     port = free_port()
-    config = config.replace("    bind :80\n", f"    bind 127.0.0.1:{port}\n")
-    config = config.replace("    user haproxy\n    group haproxy\n    daemon\n", "")
-    cfg = tmp_path / f"haproxy-{port}.cfg"
-    cfg.write_text(config)
-    checked = subprocess.run([haproxy_bin, "-c", "-f", str(cfg)], capture_output=True, text=True)
+    (tmp_path / "check.cfg").write_text(config)
+    checked = subprocess.run([haproxy_bin, "-c", "-f", str(tmp_path / "check.cfg")], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    proc = subprocess.Popen([haproxy_bin, "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"haproxy did not start: {proc.stdout.read().decode() if proc.stdout else ''}")
-            time.sleep(0.05)
+    try:
+        proc = start_loopback(haproxy_bin, config, tmp_path / f"haproxy-{port}.cfg", port)
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
     def get(path: str = "/", host: str = "web.example.com", headers: dict[str, str] | None = None):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

@@ -9,12 +9,12 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from cosmos_core import metrics
 from cosmos_core.builtin.sqlite_store import SQLiteStore
 from cosmos_core.errors import ConflictError, ReloadError, StoreError, ValidationError
 from cosmos_core.model import Container, Service
+from tests.support.prometheus import parse
 
 
 @pytest.fixture
@@ -25,8 +25,7 @@ def on() -> Iterator[None]:
 
 
 def samples() -> dict:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(metrics.render().decode()) for s in family.samples}
+    return parse(metrics.render().decode())
 
 
 def test_off_by_default_every_call_is_a_no_op_and_the_cli_never_imports_prometheus_client() -> None:

@@ -8,28 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.integration.agent.conftest import Agent, Env, url, wait_routed
 from tests.support.images import container_ip, http_get, wait_http
+from tests.support.prometheus import scrape, value
 
 MakeAgent = Callable[..., Agent]
-
-
-def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """``{(sample name, sorted labels): value}`` from a Prometheus endpoint."""
-    response = http_get(address)
-    assert response.status == 200, response
-    assert response.headers["Content-Type"].startswith("text/plain")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.body)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def test_agent_metrics_move_with_events_and_haproxy_exports_service_and_container_names(

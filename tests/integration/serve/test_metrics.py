@@ -4,28 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from tests.integration.serve.conftest import SEED, Serve
+from tests.integration.serve.conftest import Serve
 from tests.integration.serve.helpers import post_json, request
+from tests.support import prometheus
+from tests.support.prometheus import Samples, value
 
 JSON = {"Content-Type": "application/json"}
 
 
-def scrape(url: str, token: str | None = None) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    answer = request(url, "GET", "/metrics", headers=headers)
-    assert answer.status == 200, answer
-    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(answer.text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+def scrape(url: str, token: str) -> Samples:
+    return prometheus.scrape(url + "/metrics", {"Authorization": f"Bearer {token}"})
 
 
 def test_metrics_count_passes_failures_store_calls_and_state(serve: Serve, seed: dict[str, Any]) -> None:
