@@ -43,7 +43,7 @@ SERVICES, PER_SERVICE = 250, 4
 
 
 class Recorder:
-    def reload(self, config: str) -> ReloadOutcome:
+    def apply(self, bundle: object, previous: object) -> ReloadOutcome:
         return ReloadOutcome(True)
 
 

@@ -120,10 +120,10 @@ def failure_kind(exc: BaseException) -> str:
     """The ``kind`` label of a failed pass."""
     from cosmos_core.errors import CosmosError, ReloadError, StoreError
 
-    if isinstance(exc, CosmosError) and exc.exit_code == 2:
-        return "invalid_input"
     if isinstance(exc, ReloadError):
         return "refused_config" if exc.invalid else "reload"
+    if isinstance(exc, CosmosError) and exc.exit_code == 2:
+        return "invalid_input"
     if isinstance(exc, StoreError):
         return "store"
     if isinstance(exc, CosmosError):

@@ -129,7 +129,7 @@ def test_labels_set_the_options_and_a_bad_one_names_container_and_label() -> Non
 
 
 def render(services: list[Service]) -> str:
-    return HAProxyEmitter(DEFAULT_TEMPLATE, ":80").render(services, [])
+    return HAProxyEmitter(DEFAULT_TEMPLATE, ":80").render(services, []).config
 
 
 def test_template_lines_per_feature() -> None:
@@ -222,8 +222,8 @@ def test_the_agent_runs_a_pass_when_a_grace_period_ends(tmp_path) -> None:
     configs: list[str] = []
 
     class Reloader:
-        def reload(self, config: str) -> ReloadOutcome:
-            configs.append(config)
+        def apply(self, bundle, previous) -> ReloadOutcome:  # noqa: ANN001
+            configs.append(bundle.config)
             if len(configs) == 3:
                 agent.stop()
             return ReloadOutcome(True)
@@ -257,5 +257,5 @@ def test_stats_bind_and_auth_settings() -> None:
     with pytest.raises(ValidationError) as info:
         check_stats_auth("admin:short pw #")
     assert info.value.field == "stats_auth" and "short pw" not in str(info.value)
-    off = HAProxyEmitter(DEFAULT_TEMPLATE, ":80").render([], [])
+    off = HAProxyEmitter(DEFAULT_TEMPLATE, ":80").render([], []).config
     assert "cosmos_stats" not in off and "prometheus-exporter" not in off
