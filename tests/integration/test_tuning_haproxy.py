@@ -178,7 +178,8 @@ def test_stats_bind_serves_haproxys_prometheus_exporter_and_stats_page(haproxy_b
     import urllib.request
 
     stats_port = free_port()
-    settings = Settings(store=f"sqlite://{tmp_path}/m.db", stats_bind=str(stats_port), stats_auth="admin:0p3n-s3same")
+    settings = Settings(store=f"sqlite://{tmp_path}/m.db",
+                        options={"stats_bind": str(stats_port), "stats_auth": "admin:0p3n-s3same"})
     runtime = Runtime(settings, Plugins.discover())
     try:
         config = config_for(runtime, web(backends, ("stable", "canary")))
