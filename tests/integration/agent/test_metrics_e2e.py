@@ -6,6 +6,7 @@ prometheus_client's parser; the counters must move with real container events.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from tests.integration.agent.conftest import Agent, Env, url, wait_routed
@@ -51,10 +52,17 @@ def test_agent_metrics_move_with_events_and_haproxy_exports_service_and_containe
     assert value(exported, "haproxy_server_status", proxy="web", server=short_id, state="UP") == 1
     assert value(exported, "haproxy_backend_http_responses_total", proxy="web", code="2xx") >= 3
 
+    # A second container of the same service takes a spare slot through the runtime API: no reload.
+    web2 = env.backend("web2", service="web", predicate="web.test", port="8080")
+    agent.wait_event("runtime_applied")
+    assert value(scrape(agent_metrics), "cosmos_runtime_api_updates_total") >= 2  # addr + state ready
+
+    web2.stop(timeout=1)
     web.stop(timeout=1)
     wait_http(url(proxy), headers={"Host": "web.test"}, expect_status=404)
-    agent.wait_event("reload", count=3)
-    stopped = scrape(agent_metrics)
+    deadline = time.monotonic() + 15  # the pass is recorded just after HAProxy reloads
+    while value(stopped := scrape(agent_metrics), "cosmos_services", table="default") and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert value(stopped, "cosmos_containers", table="default") == 0
     assert value(stopped, "cosmos_services", table="default") == 0
     assert value(stopped, "cosmos_event_to_routable_seconds_count") > value(after, "cosmos_event_to_routable_seconds_count")
