@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: install demo test
+.PHONY: install demo test image
 
 install: $(VENV)/.installed
 
@@ -25,3 +25,10 @@ demo: install
 test: $(VENV)/.installed-test
 	bash scripts/install-test-deps.sh
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The agent image (Dockerfile): wheels of Cosmos, its agent plugins and their dependencies, then docker build.
+AGENT_PACKAGES := . plugins/events_docker plugins/reload_docker_exec plugins/routing_host_path plugins/emit_remote
+image: install
+	rm -rf build/wheels
+	$(PY) -m pip wheel -q --disable-pip-version-check --wheel-dir build/wheels $(AGENT_PACKAGES)
+	docker build -t cosmos-agent .

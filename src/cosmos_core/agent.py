@@ -31,12 +31,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cosmos_core import pipeline
+from cosmos_core import grace, metrics, pipeline
 from cosmos_core.backoff import Backoff
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ChecksPredicates, EventSource, ReloadOutcome, Reloader
@@ -45,6 +45,7 @@ from cosmos_core.logs import get_logger
 from cosmos_core.model import Snapshot
 from cosmos_core.quarantine import Quarantine, haproxy_check
 from cosmos_core.quarantine import default_path as default_quarantine_path
+from cosmos_core.passes import LocalPass
 from cosmos_core.runtime import Runtime
 
 log = get_logger("cosmos.agent")
@@ -120,11 +121,12 @@ class Agent:
         try:
             while not self.stopping:
                 try:
-                    wait = retry_delay(attempt, self.retry_start, self.retry_max) if failed else None
+                    wait = retry_delay(attempt, self.retry_start, self.retry_max) if failed else self._grace_wait()
                     item = self._feed.get(timeout=wait)
                 except queue.Empty:
-                    item = failed
-                    log.info("pass_retry", attempt=attempt)
+                    item = failed or self._grace_pass()
+                    if failed:
+                        log.info("pass_retry", attempt=attempt)
                 if item is _END or self.stopping:
                     break
                 assert isinstance(item, Snapshot)
@@ -138,6 +140,22 @@ class Agent:
             self.source.close()
             log.info("agent_stopped", **vars(self.stats))
         return self.stats
+
+    # ops: a service in its grace period (cosmos.grace) ends without an event; run a pass then.
+    _last: Snapshot | None = None
+    _grace_until: float | None = None
+    #: The last pass failed for a reason that may go away (``/healthz`` answers 503 meanwhile).
+    failing: bool = False
+
+    def _grace_wait(self) -> float | None:
+        """Seconds until the earliest grace period ends (``None``: no service is held)."""
+        return None if self._grace_until is None else max(0.0, self._grace_until - time.time())
+
+    def _grace_pass(self) -> Snapshot | None:
+        """The last snapshot again, at the current time."""
+        log.info("grace_pass")
+        self._grace_until = None
+        return None if self._last is None else replace(self._last, at=None)
 
     def _pump(self) -> None:
         """Move the source's snapshots into the feed (runs on its own thread)."""
@@ -172,11 +190,16 @@ class Agent:
                 {s.name: s for s in result.services}, result.bundle,
                 lambda services: pipeline.render(self.runtime, services), self._apply, self._check)
         except CosmosError as exc:
+            metrics.pass_failed(exc)
             return self._failed(str(exc), started, retryable=exc.retryable, exit_code=exc.exit_code)
         except Exception as exc:  # noqa: BLE001 - one bad pass must not end the agent
+            metrics.pass_failed(exc)
             return self._failed(f"unexpected {type(exc).__name__}: {exc}", started, retryable=True, exit_code=1)
         self.applied = applied
         done = time.perf_counter()
+        self._last, self._grace_until, self.failing = snapshot, grace.next_expiry(result.services), False
+        metrics.pass_succeeded(result.table, result.services, t_reconciled - started, done - t_reconciled,
+                               outcome.reloaded, snapshot.at, local=isinstance(self.runtime.strategy, LocalPass))
         if outcome.reloaded:
             self.stats.reloads += 1
         else:
@@ -217,7 +240,7 @@ class Agent:
         return self._quarantines[table]
 
     def _failed(self, message: str, started: float, retryable: bool, exit_code: int) -> bool:
-        self._retryable = retryable
+        self._retryable = self.failing = retryable
         self.stats.failures += 1
         self.stats.last_error = message
         self.stats.last_exit_code = 2 if exit_code == 2 else 1

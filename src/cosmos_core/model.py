@@ -184,6 +184,8 @@ class Snapshot:
     ``host_id`` (the payload's ``host``) makes the snapshot the truth for that
     fleet host's containers only; ``None`` keeps the single-host meaning (the
     snapshot is the whole truth).
+    ``at`` is when the source saw this state (Unix seconds: the first event of
+    a burst, or the request); the pipeline stamps it when a source did not.
     """
 
     table: str | None
@@ -191,6 +193,7 @@ class Snapshot:
     candidates: tuple[Service, ...] = ()
     candidates_key: str = field(default="candidates", compare=False)
     host_id: str | None = None
+    at: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.host_id is not None:
@@ -254,3 +257,4 @@ class Plan:
 import cosmos_core.options_rollout  # noqa: E402,F401  (issue 11: healthcheck options register themselves)
 import cosmos_core.options_https  # noqa: E402,F401  (registers the https/hsts service options)
 import cosmos_core.options_routing  # noqa: E402,F401  (declares the 'path' service option)
+import cosmos_core.options_tuning  # noqa: E402,F401  (issue 15: per-service tuning options)

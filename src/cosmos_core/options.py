@@ -22,6 +22,12 @@ hashable and comparable.
 Register options with :func:`service_option` / :func:`container_option` at
 import time of the module that owns them; :mod:`cosmos_core.options_builtin`
 imports the built-in ones.
+
+An *internal* option has no label and no payload field (``label=None``,
+``payload=None``): Cosmos itself sets it (reconcile's grace bookkeeping), the
+stores keep it and templates see it, but no label or payload can set it.  A
+rule (:func:`options_rule`) checks options that belong together, such as a
+user name and its password hash.
 """
 
 from __future__ import annotations
@@ -45,15 +51,15 @@ class OptionSpec:
     """One option.  ``check(raw, field)`` returns the normalised value or raises ValidationError."""
 
     key: str
-    label: str
-    payload: str
+    label: str | None
+    payload: str | None
     check: Check
     help: str = ""
 
     @property
     def label_name(self) -> str:
         """The full Docker label, e.g. ``cosmos.timeout-server``."""
-        return LABEL_PREFIX + self.label
+        return LABEL_PREFIX + self.label if self.label else ""
 
 
 SERVICE_OPTIONS: dict[str, OptionSpec] = {}
@@ -64,18 +70,19 @@ def _register(registry: dict[str, OptionSpec], spec: OptionSpec) -> OptionSpec:
     for other in (*SERVICE_OPTIONS.values(), *CONTAINER_OPTIONS.values()):
         if other is spec:
             return spec
-        if spec.key == other.key or spec.label == other.label or spec.payload == other.payload:
+        if spec.key == other.key or (spec.label and spec.label == other.label) or (
+                spec.payload and spec.payload == other.payload):
             raise ValueError(f"option {spec.key!r} clashes with option {other.key!r}")
     registry[spec.key] = spec
     return spec
 
 
-def service_option(key: str, label: str, payload: str, check: Check, help: str = "") -> OptionSpec:
+def service_option(key: str, label: str | None, payload: str | None, check: Check, help: str = "") -> OptionSpec:
     """Declare a per-service option (set on a candidate / by a service's newest container)."""
     return _register(SERVICE_OPTIONS, OptionSpec(key, label, payload, check, help))
 
 
-def container_option(key: str, label: str, payload: str, check: Check, help: str = "") -> OptionSpec:
+def container_option(key: str, label: str | None, payload: str | None, check: Check, help: str = "") -> OptionSpec:
     """Declare a per-container (per-server) option."""
     return _register(CONTAINER_OPTIONS, OptionSpec(key, label, payload, check, help))
 
@@ -92,9 +99,13 @@ def as_dict(options: Options) -> dict[str, Value]:
 def from_payload(item: Mapping[str, Any], specs: Mapping[str, OptionSpec], path: str) -> Options:
     """The options a payload object sets, each checked; errors name ``path.field``."""
     found: dict[str, Value] = {}
+    def where(spec: OptionSpec) -> str:
+        return f"{path}.{spec.payload}" if path else str(spec.payload)
+
     for spec in specs.values():
-        if spec.payload in item and item[spec.payload] is not None:
-            found[spec.key] = spec.check(item[spec.payload], f"{path}.{spec.payload}" if path else spec.payload)
+        if spec.payload and spec.payload in item and item[spec.payload] is not None:
+            found[spec.key] = spec.check(item[spec.payload], where(spec))
+    _apply_rules(found, specs, where)
     return freeze(found)
 
 
@@ -102,15 +113,17 @@ def from_labels(labels: Mapping[str, str], specs: Mapping[str, OptionSpec]) -> O
     """The options a container's labels set, each checked; errors name the label."""
     found: dict[str, Value] = {}
     for spec in specs.values():
-        raw = labels.get(spec.label_name)
+        raw = labels.get(spec.label_name) if spec.label else None
         if raw is not None and raw != "":
             found[spec.key] = spec.check(raw, spec.label_name)
+    _apply_rules(found, specs, lambda spec: spec.label_name)
     return freeze(found)
 
 
 def to_payload(options: Options, specs: Mapping[str, OptionSpec]) -> dict[str, Value]:
     """``{payloadField: value}`` for :func:`cosmos_core.payload.dump`."""
-    return {specs[k].payload: list(v) if isinstance(v, tuple) else v for k, v in options if k in specs}
+    return {str(specs[k].payload): list(v) if isinstance(v, tuple) else v
+            for k, v in options if k in specs and specs[k].payload}
 
 
 def encode(options: Options) -> str | None:
@@ -140,7 +153,27 @@ def decode(text: str | None, specs: Mapping[str, OptionSpec], where: str) -> Opt
         if spec is None:
             raise ValidationError(f"{where}.options.{key}", raw, "is not a known option (written by a newer Cosmos?)")
         found[key] = spec.check(raw, f"{where}.options.{key}")
+    _apply_rules(found, specs, lambda spec: f"{where}.options.{spec.key}")
     return freeze(found)
+
+
+#: ``rule(values, field_of)``: ``values`` maps option keys to checked values;
+#: ``field_of(key)`` names a key's field (payload path or label) for the error.
+Rule = Callable[[Mapping[str, Value], Callable[[str], str]], None]
+RULES: list[Rule] = []
+
+
+def options_rule(rule: Rule) -> Rule:
+    """Register a check across options (raise ValidationError naming ``field_of(key)``); a decorator."""
+    if rule not in RULES:
+        RULES.append(rule)
+    return rule
+
+
+def _apply_rules(found: Mapping[str, Value], specs: Mapping[str, OptionSpec],
+                 where: Callable[[OptionSpec], str]) -> None:
+    for rule in RULES:
+        rule(found, lambda key: where(specs[key]) if key in specs else key)
 
 
 def names(specs: Iterable[OptionSpec]) -> list[str]:

@@ -149,6 +149,8 @@ def generate(runtime: Runtime, snapshot: Snapshot, skip_conflicts: bool = False)
     started = time.perf_counter()
     table = snapshot.table or runtime.settings.table
     snapshot = validate_routing(snapshot, runtime.routing)
+    if snapshot.at is None:  # the clock is read here, at the edge; reconcile stays pure
+        snapshot = replace(snapshot, at=time.time())
     store = runtime.store
     for attempt in range(1, MAX_ATTEMPTS + 1):
         t0 = time.perf_counter()

@@ -14,6 +14,9 @@ The rules (the original Cosmos semantics, with its defects fixed):
    candidate's containers; running containers of unknown services are ignored.
 5. Containers are de-duplicated by id (the later source wins).
 6. No service with a running container is ever dropped.
+7. A stored service with a grace period (``cosmos.grace``) and no running
+   container is kept, with no containers, until its grace ends
+   (:mod:`cosmos_core.grace`; the time is the snapshot's ``at``).
 
 Fleet mode (a snapshot with a ``host_id``): the snapshot is the truth for that
 host's containers only.  Rules 1-2 apply to the containers that host owns
@@ -30,6 +33,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping
 
+from cosmos_core import grace
 from cosmos_core.model import Change, Container, Plan, Service, Snapshot
 
 
@@ -48,7 +52,9 @@ def reconcile(stored: Mapping[str, Service], snapshot: Snapshot) -> dict[str, Se
         if owner is not None:
             others = tuple(c for c in service.containers if c.host_id is not None and c.host_id != owner)
         if alive or others:
-            desired[name] = _keep_running(service, alive or {}, others)
+            desired[name] = grace.revive(_keep_running(service, alive or {}, others))
+        elif (held := grace.hold(service, snapshot.at)) is not None:
+            desired[name] = held  # rule 7
 
     for candidate in snapshot.candidates:
         base = desired.get(candidate.name)

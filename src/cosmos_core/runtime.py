@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from cosmos_core import metrics
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import Emitter, EventSource, ReloadOutcome, Reloader, RoutingMode, StateStore, StoreURL
 from cosmos_core.errors import PluginError, ReloadError
@@ -33,7 +34,8 @@ class Runtime:
     @cached_property
     def store(self) -> StateStore:
         url = self.store_url
-        return self.plugins.get("state_stores", url.scheme, field="store").factory(url, self.settings)
+        store = self.plugins.get("state_stores", url.scheme, field="store").factory(url, self.settings)
+        return metrics.instrument_store(store)  # ops: counted when metrics are on
 
     @cached_property
     def emitter(self) -> Emitter:

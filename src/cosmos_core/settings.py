@@ -83,6 +83,9 @@ class Settings:
     head_timeout: float = 5.0
     max_connections: int = 1000
     max_in_flight: int = 16
+    # ops: Cosmos's own /metrics (cosmos watch --metrics-port; issue 15)
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
     # logging
     log_format: str = "auto"
     log_level: str = "info"

@@ -9,6 +9,7 @@ own jinja2 file; it receives ``services`` (each with ``servers``), ``routes``,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -65,7 +66,8 @@ class HAProxyEmitter:
     """Renders ``haproxy.cfg`` from a jinja2 template."""
 
     def __init__(self, template_path: Path, bind: str, tls: "TLSConfig | None" = None,
-                 rollout: Mapping[str, Any] | None = None) -> None:
+                 rollout: Mapping[str, Any] | None = None, stats_bind: str | None = None,
+                 stats_auth: str | None = None) -> None:
         import jinja2
 
         try:
@@ -91,6 +93,7 @@ class HAProxyEmitter:
         self.rollout = dict(rollout or {"runtime_api": None, "hard_stop_after": None, "spares": 0})
         self.tls = tls
         self.challenges: dict[str, str] = {}  # ACME HTTP-01: token -> key authorization
+        self.stats = {"stats_bind": stats_bind, "stats_auth": stats_auth}  # ops: --stats-bind frontend
         self.name = str(template_path)
         self.use_maps = True  # False: every route as an ACL, no map files (benchmarks, tests)
 
@@ -108,6 +111,7 @@ class HAProxyEmitter:
             "fallback": FALLBACK_BACKEND,
             "rollout": self.rollout,
             "https": tls_context(self.tls, {backend_name(s.name): policy(dict(s.options)) for s in services}, routes),
+            **self.stats,
         }
         import jinja2
 
@@ -140,9 +144,43 @@ def check_bind(value: str) -> str:
     return value
 
 
+def check_stats_bind(value: str | None) -> str | None:
+    """``--stats-bind``: a bare port means loopback (``8404`` -> ``127.0.0.1:8404``); else as :func:`check_bind`."""
+    if value is None:
+        return None
+    if value.isascii() and value.isdigit():
+        from cosmos_core.validate import check_port
+
+        return f"127.0.0.1:{check_port(value, 'stats_bind')}"
+    try:
+        return check_bind(value)
+    except ValidationError as exc:
+        raise ValidationError("stats_bind", value, exc.reason + " (or a bare port for loopback)") from None
+
+
+_STATS_AUTH = re.compile(r"[A-Za-z0-9_.-]{1,64}:[A-Za-z0-9_.~!%+=,@^*-]{8,128}")
+
+
+def check_stats_auth(value: str | None) -> str | None:
+    """``user:password`` for HAProxy's stats page (a password of 8-128 safe characters)."""
+    if value is not None and not _STATS_AUTH.fullmatch(value):
+        raise ValidationError("stats_auth", "(hidden)", "must be USER:PASSWORD, a user of letters, digits, '_ . -' "
+                              "and a password of 8-128 letters, digits or _.~!%+=,@^*-")
+    return value
+
+
+#: ops (issue 15): HAProxy's own metrics frontend, declared by the emitter that renders it.
+STATS_BIND = Setting("stats_bind", str, None, "serve HAProxy's Prometheus exporter on /metrics: PORT (loopback) "
+                     "or ADDRESS:PORT (flag --stats-bind)", section="haproxy")
+STATS_AUTH = Setting("stats_auth", str, None, "USER:PASSWORD: also serve HAProxy's stats page behind basic auth",
+                     section="haproxy")
+
+
 def make_emitter(settings: Settings) -> HAProxyEmitter:
     path = Path(settings.template) if settings.template else DEFAULT_TEMPLATE
-    return HAProxyEmitter(path, check_bind(settings.bind), tls=tls_config(settings), rollout=rollout_context(settings))
+    return HAProxyEmitter(path, check_bind(settings.bind), tls=tls_config(settings), rollout=rollout_context(settings),
+                          stats_bind=check_stats_bind(settings.option(STATS_BIND)),
+                          stats_auth=check_stats_auth(settings.option(STATS_AUTH)))
 
 
 def rollout_context(settings: Settings) -> dict[str, Any]:
@@ -195,4 +233,4 @@ def cosmos_emitters() -> list[Provides]:
 
 @hookimpl
 def cosmos_settings() -> list[Setting]:
-    return [CERTS_DIR, HTTPS_BIND, HTTPS_DEFAULT_CERT]
+    return [CERTS_DIR, HTTPS_BIND, HTTPS_DEFAULT_CERT, STATS_BIND, STATS_AUTH]

@@ -60,6 +60,11 @@ AcmeCABundleOpt = Annotated[
                  help="CA file for a private ACME server's own TLS."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+StatsBindOpt = Annotated[
+    Optional[str],
+    typer.Option("--stats-bind", help="Add a frontend serving HAProxy's Prometheus exporter on /metrics (and the stats "
+                 "page with stats_auth): PORT (loopback) or ADDRESS:PORT. (default: off)", show_default=False),
+]
 
 
 def settings(ctx: typer.Context, **overrides: Any) -> Settings:

@@ -32,10 +32,12 @@ def generate(
     ] = None,
     certs_dir: common.CertsDirOpt = None,
     https_bind: common.HttpsBindOpt = None,
+    stats_bind: common.StatsBindOpt = None,
 ) -> None:
     """Merge a request with the stored services, store the result and print the config."""
     settings, plugins = common.settings_and_plugins(ctx, store=store, payload=payload, template=template,
-                                                    emitter=emitter, certs_dir=certs_dir, https_bind=https_bind)
+                                                    emitter=emitter, certs_dir=certs_dir, https_bind=https_bind,
+                                                    stats_bind=stats_bind)
     with common.errors(settings.debug):
         from cosmos_core.runtime import Runtime
 

@@ -82,8 +82,10 @@ def serve(
             ) from None
         from cosmos_core.contracts import StoreURL
         from cosmos_core.logs import get_logger
+        from cosmos_core import metrics
         from cosmos_core.server.api import Api
 
+        metrics.enable()  # before the first store is built, so its calls are counted (GET /metrics)
         api = Api(settings)
         # The event loop shares the GIL with up to max_in_flight busy worker
         # threads; a shorter switch interval hands it back sooner, so /healthz

@@ -102,6 +102,12 @@ def watch(
                      "at it plus their published port (label cosmos.address=network overrides).", show_default=False),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Sync, reload and exit (exit 2 if refused, 1 if it failed).")] = False,
+    stats_bind: common.StatsBindOpt = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", help="Serve Cosmos's own Prometheus /metrics and /healthz on this port "
+                     "(metrics_host, default 0.0.0.0). (default: off)", show_default=False),
+    ] = None,
 ) -> None:
     """Keep HAProxy in step with this host's labelled containers until SIGTERM/SIGINT."""
     settings, plugins = common.settings_and_plugins(
@@ -126,6 +132,8 @@ def watch(
         heartbeat=heartbeat,
         lease=lease,
         advertise_address=advertise_address,
+        stats_bind=stats_bind,
+        metrics_port=metrics_port,
     )
     with common.errors(settings.debug):
         from dataclasses import replace
@@ -139,8 +147,10 @@ def watch(
         if settings.runtime_api is None and settings.reloader == "docker-exec":
             # churn without reload: a stats socket on the HAProxy container's own loopback, reached by docker exec
             settings = replace(settings, runtime_api="ipv4@127.0.0.1:9999")
+        start_metrics = _metrics_enable(settings.metrics_port)
         runtime = Runtime(settings, plugins)
         member = None
+        server = None
         try:
             runtime.strategy.check()  # fail fast: a local store that cannot be reached
             source, member = join(runtime, runtime.event_source())
@@ -149,11 +159,15 @@ def watch(
                 from cosmos_core.tls_agent import attach
 
                 attach(runtime, agent)  # https (issue 12): certificate files; ACME, installed without a reload
+            if start_metrics is not None:
+                server = start_metrics(settings.metrics_host, lambda: not agent.failing)
             install_signal_handlers(agent)
             stats = agent.run(once=once)
         finally:
             if member is not None:
                 member.stop()
+            if server is not None:
+                server.shutdown()
             runtime.close()
     if once and stats.failures:
         typer.echo(f"cosmos: error: {stats.last_error}", err=True)
@@ -181,3 +195,26 @@ def agent_default(plugins: "Plugins", family: str, configured: str | None, setti
 
     raise ValidationError(setting, None, f"cosmos watch uses {name!r} by default, which is not installed: "
                           f"pip install {distribution}, or choose {alternative}")
+
+
+def _metrics_enable(port: int | None):  # type: ignore[no-untyped-def]
+    """Turn metrics on (before the store is built, so its calls are counted); return a starter or ``None``."""
+    if port is None:
+        return None
+    from cosmos_core import metrics
+    from cosmos_core.errors import CosmosError, ValidationError
+    from cosmos_core.logs import get_logger
+
+    if not 0 <= port <= 65535:
+        raise ValidationError("--metrics-port", port, "must be between 0 and 65535")
+    metrics.enable()
+
+    def start(host: str, healthy):  # type: ignore[no-untyped-def]
+        try:
+            server = metrics.serve(host, port, healthy)
+        except OSError as exc:
+            raise CosmosError(f"--metrics-port {port}: cannot listen on {host} ({exc.strerror})") from None
+        get_logger("cosmos.metrics").info("metrics_listening", host=host, port=server.server_address[1])
+        return server
+
+    return start

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -43,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from cosmos_core import payload, pipeline
+from cosmos_core import metrics, payload, pipeline
 from cosmos_core.errors import (
     CosmosError,
     StoreError,
@@ -289,9 +290,13 @@ class Api:
                 snapshot = payload.loads(body)
             table = snapshot.table or self.settings.table
             with self.locks(table), self.pool.borrow() as runtime:
+                started = time.perf_counter()
                 result = pipeline.generate(runtime, snapshot)
+                seconds = time.perf_counter() - started
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON reply
+            metrics.pass_failed(exc)
             return self._failure(exc, "generate")
+        metrics.pass_succeeded(result.table, result.services, seconds)
         if path == "/cosmonaut":
             return Reply(200, cosmonaut_string(result.config), JSON_TYPE)
         return Reply(200, result.config.encode(), TEXT_TYPE)

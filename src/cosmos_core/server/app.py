@@ -170,6 +170,15 @@ def create_app(api: Api) -> Starlette:
     async def status(request: Request) -> Response:
         return to_response(await run_in_threadpool(api.status))
 
+    from cosmos_core import metrics
+
+    metrics.enable()
+
+    async def metrics_page(request: Request) -> Response:
+        from starlette.responses import Response
+
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         reply = route_error(request.method, request.url.path)
@@ -185,6 +194,7 @@ def create_app(api: Api) -> Starlette:
 
     handlers = {"/generate": generate, "/cosmonaut": generate, "/healthz": healthz, "/status": status}
     routes = [Route(path, handlers[path], methods=list(methods)) for path, methods in ROUTES.items()]
+    routes.append(Route("/metrics", metrics_page, methods=["GET", "HEAD"]))  # ops: Prometheus (not on Lambda)
     app = Starlette(
         routes=routes,
         middleware=[Middleware(BearerAuth, api=api), Middleware(InFlightLimit, limit=api.max_in_flight)],

@@ -24,6 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from cosmos_core.backoff import Backoff
@@ -83,6 +84,13 @@ def dying(event: dict[str, Any]) -> bool | None:
     return False if action in REVIVED else None
 
 
+def event_time(event: dict[str, Any]) -> float:
+    """When the daemon saw ``event`` (Unix seconds; now when the event carries no time)."""
+    nanos = event.get("timeNano")
+    now = time.time()
+    return min(now, nanos / 1e9) if isinstance(nanos, int) and nanos > 0 else now
+
+
 class DockerSource:
     """Yields a :class:`Snapshot` at start, after each burst, and after each reconnect."""
 
@@ -114,6 +122,7 @@ class DockerSource:
         self._client: Any = None
         self._cache: dict[str, labels.Parsed] = {}
         self._warned: dict[str, str] = {}  # container id -> the problem warned about
+        self._first_event_at: float | None = None  # the first event of the current burst (Snapshot.at)
 
     # ------------------------------------------------------------------ wiring
 
@@ -160,6 +169,7 @@ class DockerSource:
             if not batch or CLOSED in batch:
                 continue
             dirty = {item for item in batch if item not in (LOST, CLOSED)}
+            first_event_at, self._first_event_at = self._first_event_at, None
             try:
                 snap = self.sync(client, dirty)
             except Exception as exc:  # noqa: BLE001
@@ -167,7 +177,7 @@ class DockerSource:
                     raise
                 log.warning("docker_sync_failed", error=_describe(exc))
                 return
-            yield snap
+            yield replace(snap, at=first_event_at) if first_event_at is not None else snap
             if LOST in batch:
                 log.warning("docker_events_lost")
                 return
@@ -215,6 +225,8 @@ class DockerSource:
                                 self._dying.add(container_id)
                             elif verdict is False:
                                 self._dying.discard(container_id)
+                        if self._first_event_at is None:
+                            self._first_event_at = event_time(event)
                         target.put(container_id)
             except Exception as exc:  # noqa: BLE001 - the connection dropped
                 if not self._closed.is_set():

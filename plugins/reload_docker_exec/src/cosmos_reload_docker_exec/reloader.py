@@ -36,6 +36,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from cosmos_core import metrics
 from cosmos_core.builtin.host_reloader import one_line
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ReloadOutcome
@@ -296,6 +297,7 @@ class DockerExecReloader(InstallingReloader):
             return None  # the file is installed; the full path that follows reloads it
         self._applied = (target, bundle)
         self._live = (target, churn.applied(live, plan.commands))
+        metrics.runtime_api_updates(len(plan.commands))  # ops: cosmos_runtime_api_updates_total
         log.info("runtime_applied", container=self.container_name, **plan.summary())
         return ReloadOutcome(False, f"runtime API: {len(plan.commands)} commands, no reload")
 
