@@ -220,10 +220,12 @@ def test_the_agent_runs_a_pass_when_a_grace_period_ends(tmp_path) -> None:
             self.closed.set()
 
     configs: list[str] = []
+    routed: list[str] = []  # every map file and the config: where a route to be_web can be
 
     class Reloader:
         def apply(self, bundle, previous) -> ReloadOutcome:  # noqa: ANN001
             configs.append(bundle.config)
+            routed.append(b"".join(bundle.files.values()).decode())
             if len(configs) == 3:
                 agent.stop()
             return ReloadOutcome(True)
@@ -239,8 +241,9 @@ def test_the_agent_runs_a_pass_when_a_grace_period_ends(tmp_path) -> None:
         runtime.close()
     assert len(configs) == 3, configs  # the third pass came from the grace timer, not from the source
     assert "server c1" in configs[0]
-    assert "status 503" in configs[1] and "use_backend web" in configs[1]
-    assert "backend web" not in configs[2] and stats.failures == 0
+    assert "status 503" in configs[1] and "backend be_web" in configs[1]
+    assert "w.example.com" in routed[1] and " be_web" in routed[1]  # still routed (by map) during its grace
+    assert "backend be_web" not in configs[2] and " be_web" not in routed[2] and stats.failures == 0
 
 
 def test_stats_bind_and_auth_settings() -> None:
