@@ -36,6 +36,7 @@ from typing import Any
 
 from cosmos_core.backoff import Backoff
 from cosmos_core.contracts import EventSource, StateStore
+from cosmos_core import metrics
 from cosmos_core.errors import CosmosError, ValidationError
 from cosmos_core.fleet import FleetStore, Liveness, lease_for
 from cosmos_core.logs import get_logger
@@ -166,6 +167,7 @@ class FleetMember:
                 else:
                     view = self.store.fleet(self.table)
                 changed = self.liveness.observe(view)
+                metrics.set_live_hosts(len(self.liveness.hosts()) - len(self.liveness.dead()))
             except Exception as exc:  # noqa: BLE001 - the thread must survive anything; store errors are CosmosErrors
                 attempt += 1
                 error = str(exc) if isinstance(exc, CosmosError) else f"unexpected {type(exc).__name__}: {exc}"

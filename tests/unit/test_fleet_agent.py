@@ -209,3 +209,20 @@ def test_a_partition_expires_nobody_and_wakes_the_agent_when_it_ends(monkeypatch
         wait_for(lambda: liveness.dead() == {"other"}, "other (silent all along) expires on a fresh read")
     finally:
         member.stop()
+
+
+def test_the_live_hosts_gauge_follows_what_this_agent_sees() -> None:
+    from cosmos_core import metrics
+    from tests.support.prometheus import parse, value
+
+    metrics.enable()
+    store = FlakyStore()
+    liveness = Liveness(lease=0.3, me="me")
+    member = FleetMember(store, "t", "me", None, 0.1, liveness, lambda: None, poll=0.05).start()
+    try:
+        wait_for(lambda: value(parse(metrics.render().decode()), "cosmos_live_hosts") == 2, "both hosts live at first")
+        wait_for(lambda: liveness.dead() == {"other"}, "other (silent all along) expires")
+        wait_for(lambda: value(parse(metrics.render().decode()), "cosmos_live_hosts") == 1, "the gauge drops to 1")
+    finally:
+        member.stop()
+        metrics.disable()
