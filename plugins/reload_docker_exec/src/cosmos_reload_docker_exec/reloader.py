@@ -22,6 +22,11 @@ applied to the same container (same id, same start time) is skipped; so is,
 for a new container, one equal to the live files.  A missing container raises
 :class:`ReloadError` and nothing is remembered, so the next snapshot tries again.
 
+:meth:`DockerExecReloader.check_bundle` (the agent's quarantine uses it to find
+the services HAProxy refuses, so no ``haproxy`` is needed on the host) is one
+more exec of the same kind: write the bundle into a temporary directory in the
+container, ``haproxy -c -f`` it there, remove it; nothing live is touched.
+
 Files travel as text in environment variables, so every file of the bundle must
 be UTF-8 without NUL bytes (configs, maps, PEM certificates are).
 """
@@ -50,7 +55,7 @@ log = get_logger("cosmos.reload.docker_exec")
 STAGE = ".cosmos-stage"
 CHUNK = 100_000  # bytes per env var: Linux caps one string at 128 KiB (MAX_ARG_STRLEN)
 ENV_PREFIX = "COSMOS_CFG_"
-EXIT_INVALID, EXIT_INSTALL, EXIT_RELOAD = 3, 4, 5
+EXIT_INVALID, EXIT_INSTALL, EXIT_RELOAD, EXIT_CHECK = 3, 4, 5, 6
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,31 @@ def _text(bundle: Bundle, path: str) -> str:
         raise ReloadError(f"docker-exec carries UTF-8 files only; {path} of the bundle is not", invalid=True) from None
 
 
+def _under(directory: str, path: str) -> str:
+    """``directory`` (``$var`` or ``$var/sub``) joined with ``path``, for ``sh``: ``"$s"/new/path``."""
+    variable, _, sub = directory.partition("/")
+    return f'"{variable}"' + shlex.quote(posixpath.join("/", sub, path))
+
+
+def _writes(bundle: Bundle, directory: str, on_failure: str) -> tuple[dict[str, str], list[str]]:
+    """Env vars and ``sh`` lines that write every file of ``bundle`` under ``directory`` (auxiliary first).
+
+    The main file's chunks travel in ``COSMOS_CFG_<n>``, auxiliary file ``k``'s
+    in ``COSMOS_AUX<k>_<n>``; a failed write runs ``on_failure``.  Raises
+    :class:`ReloadError` (invalid) for a file that is not UTF-8 text.
+    """
+    env: dict[str, str] = {}
+    lines = []
+    for index, path in enumerate([*bundle.aux, bundle.main]):
+        prefix = ENV_PREFIX if path == bundle.main else f"COSMOS_AUX{index}_"
+        pieces = chunks(_text(bundle, path))
+        env.update({f"{prefix}{i}": piece for i, piece in enumerate(pieces)})
+        parts = " ".join(f'"${prefix}{i}"' for i in range(len(pieces)))
+        target = _under(directory, path)
+        lines.append(f"mkdir -p \"$(dirname {target})\" && printf '%s' {parts} > {target} || {on_failure}")
+    return env, lines
+
+
 def reload_exec(bundle: Bundle, haproxy_bin: str, config_path: str, reload_command: str | None,
                 previous: Bundle | None = None) -> Exec:
     """The exec that stages, validates (as a set), installs (all or none) and reloads ``bundle``.
@@ -86,7 +116,6 @@ def reload_exec(bundle: Bundle, haproxy_bin: str, config_path: str, reload_comma
     could not be written or moved (every live file restored),
     :data:`EXIT_RELOAD` installed but the reload failed.
     """
-    env: dict[str, str] = {}
     q = shlex.quote
     live = q(config_path)
     directory = posixpath.dirname(config_path) or "."
@@ -110,15 +139,9 @@ def reload_exec(bundle: Bundle, haproxy_bin: str, config_path: str, reload_comma
         f'rm -rf "$s" && mkdir -p "$s/new" || exit {EXIT_INSTALL}',
     ]
     order = [*bundle.aux, bundle.main]
-    for index, path in enumerate(order):
-        prefix = ENV_PREFIX if path == bundle.main else f"COSMOS_AUX{index}_"
-        pieces = chunks(_text(bundle, path))
-        env.update({f"{prefix}{i}": piece for i, piece in enumerate(pieces)})
-        parts = " ".join(f'"${prefix}{i}"' for i in range(len(pieces)))
-        staged = q(f"$s/new/{path}").replace("'$s", '"$s"\'')  # "$s"'/new/path'
-        lines.append(f'mkdir -p "$(dirname {staged})" && printf \'%s\' {parts} > {staged} '
-                     f'|| {{ rm -rf "$s"; exit {EXIT_INSTALL}; }}')
-    main_staged = q(f"$s/new/{bundle.main}").replace("'$s", '"$s"\'')
+    env, writes = _writes(bundle, "$s/new", f'{{ rm -rf "$s"; exit {EXIT_INSTALL}; }}')
+    lines += writes
+    main_staged = _under("$s/new", bundle.main)
     reload = reload_command if reload_command else "kill -USR2 1"
     lines += [
         f"if ! out=$({q(haproxy_bin)} -c -f {main_staged} 2>&1); then",
@@ -128,6 +151,32 @@ def reload_exec(bundle: Bundle, haproxy_bin: str, config_path: str, reload_comma
         'rm -rf "$s"',
         *(f'rm -f "$d"/{q(path)}' for path in (bundle.removed(previous))),
         f"( {reload} ) 2>&1 || exit {EXIT_RELOAD}",
+    ]
+    return Exec(["sh", "-c", "\n".join(lines) + "\n"], env)
+
+
+def check_exec(bundle: Bundle, haproxy_bin: str) -> Exec:
+    """The exec that checks ``bundle`` with ``haproxy -c`` in a temporary directory, touching nothing live.
+
+    Every file is written (mode 0600) under a new directory in ``$TMPDIR`` (or
+    ``/tmp``) with the bundle's relative layout, so that ``default-path config``
+    resolves relative paths there; the directory is removed whatever the
+    outcome.  Exit codes: 0 valid, :data:`EXIT_INVALID` HAProxy refused it
+    (output = its message), :data:`EXIT_INSTALL` a file could not be written,
+    :data:`EXIT_CHECK` ``haproxy_bin`` could not run (output says why).
+    """
+    q = shlex.quote
+    env, writes = _writes(bundle, "$t", f"exit {EXIT_INSTALL}")
+    lines = [
+        "umask 077",
+        't=$(mktemp -d "${TMPDIR:-/tmp}/cosmos-check.XXXXXX") || exit ' + str(EXIT_INSTALL),
+        "trap 'rm -rf \"$t\"' EXIT",
+        *writes,
+        f"out=$({q(haproxy_bin)} -c -f {_under('$t', bundle.main)} 2>&1); rc=$?",
+        '[ "$rc" = 0 ] && exit 0',
+        'echo "$out"',
+        f'case "$rc" in 126|127) exit {EXIT_CHECK};; esac',
+        f"exit {EXIT_INVALID}",
     ]
     return Exec(["sh", "-c", "\n".join(lines) + "\n"], env)
 
@@ -315,6 +364,39 @@ class DockerExecReloader(InstallingReloader):
             raise ReloadError(
                 f"could not install the config in {self.container_name} (exit {result.exit_code}): {output[-500:]}"
             )
+
+    def check_bundle(self, bundle: Bundle) -> str | None:
+        """``haproxy -c`` on a copy of ``bundle`` inside the HAProxy container (one exec; nothing live is touched).
+
+        Returns None when HAProxy accepts it, else HAProxy's reason (one line,
+        as :func:`cosmos_core.quarantine.haproxy_check` gives it); a file the
+        exec cannot carry (not UTF-8 text) is such a reason too.  Raises
+        :class:`ReloadError` when the container is missing or not running,
+        Docker cannot be reached, or the check cannot run there.  Used by the
+        agent to find the services HAProxy refuses (:mod:`cosmos_core.quarantine`).
+        """
+        import docker.errors
+
+        from cosmos_core.quarantine import reason_of
+
+        if not isinstance(bundle, Bundle):
+            bundle = Bundle.of(str(bundle))
+        try:
+            job = check_exec(bundle, self.haproxy_bin)
+        except ReloadError as exc:
+            return str(exc)
+        try:
+            result = self._container().exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
+        except docker.errors.DockerException as exc:
+            self._client = None
+            raise ReloadError(f"haproxy -c in container {self.container_name!r}: {exc}") from None
+        output = result.output.decode("utf-8", errors="replace")
+        if result.exit_code == 0:
+            return None
+        if result.exit_code == EXIT_INVALID:
+            return reason_of(output)
+        raise ReloadError(f"haproxy -c in container {self.container_name!r} could not run "
+                          f"(exit {result.exit_code}): {one_line(output)[-500:]}")
 
     def reload_haproxy(self) -> None:
         """The exec of :meth:`install` reloaded already; raise its reload failure, if any."""

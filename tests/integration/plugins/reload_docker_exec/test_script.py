@@ -139,3 +139,26 @@ def test_a_failed_move_restores_the_files_already_moved(tmp_path: Path) -> None:
     assert done.returncode == reloader.EXIT_INSTALL
     assert (tmp_path / "maps" / "hosts.map").read_text() == "a.test web\n"
     assert live.read_text() == MAPPED and not (tmp_path / ".cosmos-stage").exists()
+
+
+# check_bundle's exec: haproxy -c on a temporary copy, nothing live touched, the copy removed.
+def test_the_check_exec_validates_a_bundle_in_a_temporary_directory_and_removes_it(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    bundle = Bundle.of(MAPPED, {"maps/hosts.map": b"web.test web\n"})
+    env = {"PATH": os.environ["PATH"], "TMPDIR": str(scratch)}
+
+    def check(b: Bundle) -> subprocess.CompletedProcess[str]:
+        job = reloader.check_exec(b, HAPROXY)
+        return subprocess.run(job.argv, env=env | job.environment, capture_output=True, text=True, check=False)
+
+    assert check(bundle).returncode == 0  # the map resolves against the copy (default-path config)
+    without_map = check(Bundle.of(MAPPED))
+    assert without_map.returncode == reloader.EXIT_INVALID and "hosts.map" in without_map.stdout
+    refused = check(Bundle.of(MAPPED + "    no-such-keyword here\n", {"maps/hosts.map": b""}))
+    assert refused.returncode == reloader.EXIT_INVALID and "no-such-keyword" in refused.stdout
+    assert list(scratch.iterdir()) == []  # every copy removed
+
+    job = reloader.check_exec(bundle, str(tmp_path / "no-haproxy"))
+    missing = subprocess.run(job.argv, env=env | job.environment, capture_output=True, text=True, check=False)
+    assert missing.returncode == reloader.EXIT_CHECK and list(scratch.iterdir()) == []
