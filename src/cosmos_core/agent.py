@@ -88,7 +88,10 @@ class Agent:
         if hasattr(runtime.strategy, "skip_conflicts"):  # a local pass: skip a route's later claimant, route the rest
             runtime.strategy.skip_conflicts = True
         bin_ = str(runtime.settings.options.get("haproxy_bin") or "haproxy")
-        self._check = getattr(reloader, "check_bundle", None) or (haproxy_check(bin_) if shutil.which(bin_) else None)
+        # The reloader's own check first (docker-exec: haproxy -c inside the HAProxy container), else the host's binary.
+        own = getattr(reloader, "check_bundle", None)
+        self._check = own or (haproxy_check(bin_) if shutil.which(bin_) else None)
+        log.info("quarantine_check", by="reloader" if own else (bin_ if self._check else None))
         self._stopping = threading.Event()
         self._feed: queue.Queue[object] = queue.Queue()
         self._retryable = False
