@@ -31,9 +31,10 @@ def snap(*services: tuple[str, str, str | None]) -> Snapshot:
 
 def test_a_refused_service_is_kept_out_the_rest_routes_and_status_says_why(haproxy_bin, tmp_path, capsys) -> None:
     template = tmp_path / "t.cfg.j2"
+    balance = "    balance {{ service.options.get('balance', 'roundrobin') }}\n"
+    assert balance in DEFAULT_TEMPLATE.read_text()  # the anchor of the injected line (else the test proves nothing)
     template.write_text(DEFAULT_TEMPLATE.read_text().replace(
-        "    balance roundrobin\n",
-        "    balance roundrobin\n{% if service.cookie == 'BROKEN' %}\n    no-such-directive here\n{% endif %}\n"))
+        balance, balance + "{% if service.cookie == 'BROKEN' %}\n    no-such-directive here\n{% endif %}\n"))
     store = f"sqlite://{tmp_path}/s.db"
     qfile = tmp_path / "quarantine.json"
     settings = Settings(store=store, template=str(template), quarantine_file=str(qfile), options={"haproxy_bin": haproxy_bin})
