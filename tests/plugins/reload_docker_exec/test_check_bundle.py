@@ -17,6 +17,7 @@ from cosmos_reload_docker_exec.reloader import DockerExecReloader, check_exec
 from cosmos_core.bundle import Bundle
 from cosmos_core.errors import ReloadError
 from cosmos_core.settings import Settings
+from tests.plugins.reload_docker_exec.test_runtime_path import Client, Result
 
 CFG = "global\n    default-path config\ndefaults\n    mode http\n"
 LIVE = "/usr/local/etc/haproxy/haproxy.cfg"
@@ -52,12 +53,6 @@ def test_a_large_main_file_travels_in_several_chunks_and_a_binary_file_is_refuse
 
 
 @dataclass
-class Result:
-    exit_code: int
-    output: bytes
-
-
-@dataclass
 class FakeContainer:
     answer: Result
     status: str = "running"
@@ -66,15 +61,6 @@ class FakeContainer:
     def exec_run(self, argv: list[str], environment: dict[str, str] | None = None, **_: Any) -> Result:
         self.execs.append((argv, environment or {}))
         return self.answer
-
-
-class Client:
-    def __init__(self, container: FakeContainer) -> None:
-        self.containers = self
-        self.container = container
-
-    def get(self, name: str) -> FakeContainer:
-        return self.container
 
 
 def reloader_answering(exit_code: int, output: str) -> tuple[DockerExecReloader, FakeContainer]:
