@@ -50,6 +50,9 @@ Get = Callable[..., tuple[int, str, http.client.HTTPResponse]]
 def serving(haproxy_bin: str, config: str, tmp_path: Path) -> Iterator[Get]:
     """Check ``config`` with ``haproxy -c``, run it on a loopback port; yield ``get(path, host, headers)``."""
     port = free_port()
+    for relative, content in getattr(config, "aux", {}).items():  # maps resolve beside the config
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(content)
     (tmp_path / "check.cfg").write_text(config)
     checked = subprocess.run([haproxy_bin, "-c", "-f", str(tmp_path / "check.cfg")], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -80,13 +83,22 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
     rt.close()
 
 
-def config_for(runtime: Runtime, data: dict, at: float | None = None) -> str:
+class Rendered(str):
+    """The main config's text; ``aux`` holds the bundle's other files (the routing maps)."""
+
+    aux: dict[str, bytes]
+
+
+def config_for(runtime: Runtime, data: dict, at: float | None = None) -> Rendered:
     snapshot = payload.parse(data)
     if at is not None:
         from dataclasses import replace
 
         snapshot = replace(snapshot, at=at)
-    return pipeline.generate(runtime, snapshot).config
+    bundle = pipeline.generate(runtime, snapshot).bundle
+    rendered = Rendered(bundle.config)
+    rendered.aux = dict(bundle.aux)
+    return rendered
 
 
 def web(backends: dict[str, Backend], names: tuple[str, ...] = ("stable",), **options: object) -> dict:
@@ -145,7 +157,7 @@ def test_allow_list_denies_other_networks(haproxy_bin, tmp_path, runtime, backen
 
 def test_timeouts_are_rendered_and_the_server_timeout_applies(haproxy_bin, tmp_path, runtime, backends) -> None:
     config = config_for(runtime, web(backends, timeoutConnect="2s", timeoutServer=1, timeoutTunnel="1h"))
-    backend = config[config.index("backend web"):]
+    backend = config[config.index("backend be_web"):]
     for line in ("timeout connect 2s", "timeout server 1s", "timeout tunnel 1h"):
         assert f"    {line}\n" in backend
     with serving(haproxy_bin, config, tmp_path) as get:
@@ -193,11 +205,11 @@ def test_stats_bind_serves_haproxys_prometheus_exporter_and_stats_page(haproxy_b
         with opener.open(f"http://127.0.0.1:{stats_port}/metrics", timeout=5) as response:
             assert response.status == 200
             text = response.read().decode()
-        assert 'haproxy_backend_http_responses_total{proxy="web",code="2xx"} 3' in text
+        assert 'haproxy_backend_http_responses_total{proxy="be_web",code="2xx"} 3' in text
         for server in ("stable", "canary"):
-            assert f'haproxy_server_status{{proxy="web",server="{server}",state="UP"}} 1' in text
+            assert f'haproxy_server_status{{proxy="be_web",server="{server}",state="UP"}} 1' in text
         served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                     if line.startswith('haproxy_server_http_responses_total{proxy="web",') and 'code="2xx"' in line)
+                     if line.startswith('haproxy_server_http_responses_total{proxy="be_web",') and 'code="2xx"' in line)
         assert served == 3
         with pytest.raises(urllib.error.HTTPError) as info:
             opener.open(f"http://127.0.0.1:{stats_port}/", timeout=5)

@@ -43,8 +43,9 @@ def test_watch_wiring_issues_for_claimed_hosts_and_bundles_the_certificate(hapro
     runtime = Runtime(settings)
     snapshot = next(iter(runtime.event_source().snapshots()))
     out = tmp_path / "bundle" / "haproxy.cfg"
-    write_files(out.parent, runtime.emitter.files())
-    out.write_text(localize(pipeline.generate(runtime, snapshot).config, sock))
+    bundle = pipeline.generate(runtime, snapshot).bundle
+    write_files(out.parent, {**runtime.emitter.files(), **bundle.aux})  # certificates and routing maps
+    out.write_text(localize(bundle.config, sock))
     proc = HAProxyProcess(haproxy_bin, out, [pebble.http_port, https_port])
     try:
         agent = Agent(runtime, runtime.event_source(), runtime.reloader)

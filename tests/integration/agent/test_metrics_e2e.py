@@ -49,8 +49,8 @@ def test_agent_metrics_move_with_events_and_haproxy_exports_service_and_containe
         assert http_get(url(proxy), {"Host": "web.test"}).status == 200
     exported = scrape(f"http://{container_ip(proxy)}:8404/metrics")
     short_id = web.id[:12]
-    assert value(exported, "haproxy_server_status", proxy="web", server=short_id, state="UP") == 1
-    assert value(exported, "haproxy_backend_http_responses_total", proxy="web", code="2xx") >= 3
+    assert value(exported, "haproxy_server_status", proxy="be_web", server=short_id, state="UP") == 1
+    assert value(exported, "haproxy_backend_http_responses_total", proxy="be_web", code="2xx") >= 3
 
     # A second container of the same service takes a spare slot through the runtime API: no reload.
     web2 = env.backend("web2", service="web", predicate="web.test", port="8080")
