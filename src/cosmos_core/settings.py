@@ -81,6 +81,7 @@ class Settings:
     max_body: int = 1_048_576
     max_head: int = 65_536
     head_timeout: float = 5.0
+    body_timeout: float = 10.0
     max_connections: int = 1000
     max_in_flight: int = 16
     # ops: Cosmos's own /metrics (cosmos watch --metrics-port; issue 15)

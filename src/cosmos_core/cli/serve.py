@@ -53,6 +53,11 @@ def serve(
         typer.Option("--head-timeout", help="Seconds an idle connection has to send a complete request head.  "
                      "[default: 5.0]", show_default=False),
     ] = None,
+    body_timeout: Annotated[
+        Optional[float],
+        typer.Option("--body-timeout", help="Seconds a request has, once its head is in, to send its whole body; "
+                     "later is a 408 and the connection is closed.  [default: 10.0]", show_default=False),
+    ] = None,
     max_connections: Annotated[
         Optional[int],
         typer.Option("--max-connections", help="Open connections at most (also kept below the open-files "
@@ -67,7 +72,7 @@ def serve(
     """Serve the original Cosmos API: POST a payload to /generate, get the config back."""
     settings = common.settings(
         ctx, serve_host=host, serve_port=port, store=store, api_token=token, max_body=max_body,
-        max_head=max_head, head_timeout=head_timeout, max_connections=max_connections, max_in_flight=max_in_flight,
+        max_head=max_head, head_timeout=head_timeout, body_timeout=body_timeout, max_connections=max_connections, max_in_flight=max_in_flight,
     )
     with common.errors(settings.debug):
         check_limits(settings)
@@ -126,7 +131,7 @@ def serve(
 
 def check_limits(settings: Settings) -> None:
     """Each limit of ``cosmos serve`` must be positive (a one-line error naming the flag)."""
-    for name in ("max_body", "max_head", "max_connections", "max_in_flight", "head_timeout"):
+    for name in ("max_body", "max_head", "max_connections", "max_in_flight", "head_timeout", "body_timeout"):
         value = getattr(settings, name)
         if value <= 0:
             raise ValidationError(f"--{name.replace('_', '-')}", value, "must be greater than 0")

@@ -257,6 +257,11 @@ class Api:
         return self.settings.max_body
 
     @property
+    def body_timeout(self) -> float:
+        """Seconds a request has, once its head is in, to send its whole body."""
+        return self.settings.body_timeout
+
+    @property
     def max_head(self) -> int:
         return self.settings.max_head
 

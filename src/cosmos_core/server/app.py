@@ -52,6 +52,10 @@ class BodyTooLarge(Exception):
     """The request body is over the limit."""
 
 
+class BodyTimeout(Exception):
+    """The request body did not arrive in time."""
+
+
 class BodyIncomplete(Exception):
     """The client went away before sending the whole body."""
 
@@ -62,19 +66,30 @@ def to_response(reply: Reply) -> Response:
     return Response(reply.body, status_code=reply.status, headers=dict(reply.headers), media_type=reply.content_type)
 
 
-async def read_limited(receive: Receive, content_length: str | None, limit: int) -> bytes:
+async def read_limited(receive: Receive, content_length: str | None, limit: int,
+                       timeout: float | None = None) -> bytes:
     """The request body, counted as it streams in and never buffered past ``limit``.
 
     ``Content-Length`` is only a shortcut (a chunked or lying request is
     counted too).  An oversized body is read to its end and dropped, up to
-    :data:`DRAIN_MAX` bytes, then :class:`BodyTooLarge` is raised.
+    :data:`DRAIN_MAX` bytes, then :class:`BodyTooLarge` is raised.  A body
+    not complete ``timeout`` seconds after reading began raises
+    :class:`BodyTimeout`, so a stalled client cannot hold a request slot.
     """
+    import asyncio
+
     if declared_length_over(content_length, limit + DRAIN_MAX):
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
     while True:
-        message = await receive()
+        try:
+            message = await (receive() if deadline is None
+                             else asyncio.wait_for(receive(), max(0.0, deadline - loop.time())))
+        except asyncio.TimeoutError:
+            raise BodyTimeout from None
         if message["type"] != "http.request":
             raise BodyIncomplete
         chunk = message.get("body", b"")
@@ -152,9 +167,13 @@ def create_app(api: Api) -> Starlette:
         if not json_media_type(request.headers.get("content-type")):
             return to_response(unsupported_media_type())
         try:
-            body = await read_limited(request.receive, request.headers.get("content-length"), api.max_body)
+            body = await read_limited(request.receive, request.headers.get("content-length"), api.max_body,
+                                      api.body_timeout)
         except BodyTooLarge:
             return to_response(too_large(api.max_body))
+        except BodyTimeout:
+            return to_response(error_reply(408, f"the request body did not arrive within {api.body_timeout:g} s",
+                                           "body", {"Connection": "close"}))
         except BodyIncomplete:
             return to_response(error_reply(400, "the request body ended early", "body"))
         return to_response(await run_in_threadpool(api.generate, body, request.url.path))

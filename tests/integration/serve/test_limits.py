@@ -216,3 +216,19 @@ def test_past_max_in_flight_requests_get_503_with_retry_after_and_healthz_still_
             sock.sendall(body)
             assert read_response(sock)[0] == 200
     assert post_json(server.url, seed).status == 200
+
+
+def test_a_stalled_body_is_timed_out_and_frees_its_request_slot(serve: Serve, seed: dict[str, Any]) -> None:
+    """Clients that send a head and then hold the body back get 408 after ``--body-timeout``,
+    so they cannot keep every request slot busy (a new POST is served, not refused with 503)."""
+    server = serve("--max-in-flight", "2", "--body-timeout", "1")
+    body = json.dumps(seed).encode()
+    head = (b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    with connect(server.url) as first, connect(server.url) as second:
+        for sock in (first, second):
+            sock.sendall(head + body[:5])  # both slots taken; the rest of the body never comes
+        for sock in (first, second):
+            status, _, answer = read_response(sock)
+            assert status == 408 and b"body" in answer
+        assert post_json(server.url, seed).status == 200
