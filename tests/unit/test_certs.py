@@ -120,6 +120,7 @@ def test_cosmos_certs_lists_names_issuer_expiry_source_and_services(ca, tmp_path
         {"serviceName": "two", "configMode": "host", "predicate": "second.example.com", "containers": []},
         {"serviceName": "three", "configMode": "host", "predicate": "other.test", "containers": []},
         {"serviceName": "four", "configMode": "path", "predicate": "/x", "containers": []},
+        {"serviceName": "five", "configMode": "host", "predicate": "www.example.com", "https": "off", "containers": []},
     ]}))
     store = f"sqlite://{tmp_path}/s.db"
     runner = CliRunner()
@@ -128,6 +129,7 @@ def test_cosmos_certs_lists_names_issuer_expiry_source_and_services(ca, tmp_path
     assert result.exit_code == 0, result.stderr
     rows = {r["name"]: r for r in json.loads(result.stdout)["certificates"]}
     assert set(rows) == {"app", "wild"}
+    # five is https=off: served on HTTP only, so it uses no certificate
     assert rows["app"]["services"] == ["t/one"] and rows["wild"]["services"] == ["t/two"]
     assert rows["app"]["names"] == ["first.example.com", "www.example.com"]
     assert rows["app"]["source"] == f"dir:{certs}" and "Cosmos Test CA" in rows["app"]["issuer"]

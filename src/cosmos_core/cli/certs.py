@@ -30,7 +30,7 @@ def certs(
                 (table, service.name, service.predicate)
                 for table in runtime.store.tables()
                 for service in runtime.store.load(table).services.values()
-                if service.mode == "host"
+                if service.mode == "host" and dict(service.options).get("https") != "off"  # not served on HTTPS
             ]
         finally:
             runtime.close()
