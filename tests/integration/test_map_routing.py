@@ -75,6 +75,7 @@ def served(request, haproxy_bin, tmp_path_factory):
     ("unknown.test", "/api", "api"), ("unknown.test", "/api/v2", "apiv2"), ("unknown.test", "/api/v20", "api"),
     ("unknown.test", "/apifoo", "root"), ("unknown.test", "/%61pi/%76%32", "apiv2"), ("unknown.test", "/api/%zz", "api"),
     ("example.com.evil", "/x", "root"), ("xample.com", "/x", "root"),
+    (".example.com", "/", "root"), (".example.com", "/api/x", "api"),  # an empty first label is no label
 ])
 def test_most_specific_rule_wins(served, host, path, expected) -> None:
     status, body, _ = served.get(path, host)

@@ -67,8 +67,10 @@ class HostMode:
         if exact:
             lines.append(f"req.hdr(host),field(1,:) -m str -i {' '.join(p for h in exact for p in (h, h + '.'))}")
         if wild:
-            lines.append(f"req.hdr(host),field(1,:),regsub(^[^.]*,) -m str -i "
-                         f"{' '.join(p for h in wild for p in (h, h + '.'))}")
+            # The first label must not be empty: it becomes "*" ("a.example.com" -> "*.example.com"),
+            # so ".example.com" (an empty label) stays as it is and matches nothing.
+            lines.append(f"req.hdr(host),field(1,:),regsub(^[^.]+[.],*.) -m str -i "
+                         f"{' '.join(p for h in wild for p in ('*' + h, '*' + h + '.'))}")
         return lines
 
     def sort_key(self, predicate: str, path: str | None = None) -> tuple[int, int, str]:
