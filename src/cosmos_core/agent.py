@@ -91,7 +91,7 @@ class Agent:
         # The reloader's own check first (docker-exec: haproxy -c inside the HAProxy container), else the host's binary.
         own = getattr(reloader, "check_bundle", None)
         self._check = own or (haproxy_check(bin_) if shutil.which(bin_) else None)
-        log.info("quarantine_check", by="reloader" if own else (bin_ if self._check else None))
+        self._check_by = "reloader" if own else (bin_ if self._check else None)
         self._stopping = threading.Event()
         self._feed: queue.Queue[object] = queue.Queue()
         self._retryable = False
@@ -118,6 +118,7 @@ class Agent:
         retried while no new snapshot comes.
         """
         log.info("agent_started", once=once)
+        log.info("quarantine_check", by=self._check_by)
         threading.Thread(target=self._pump, name="cosmos-source", daemon=True).start()
         failed: Snapshot | None = None
         attempt = 0

@@ -428,6 +428,7 @@ class StoreContract:
                 if self.fleet:
                     while not beat.is_set():
                         handle.heartbeat(table, "beater", None)  # type: ignore[attr-defined]
+                        beat.wait(0.01)  # many beats during the applies, without starving an in-process store
             finally:
                 handle.close()
 
