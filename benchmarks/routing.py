@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,24 +41,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import net  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 
 def wait_port(port: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"haproxy exited: {proc.stdout.read().decode() if proc.stdout else ''}")
-            time.sleep(0.05)
-    raise SystemExit("haproxy did not start")
+    if not net.wait_port(port, proc, timeout=60):
+        if proc.poll() is not None:
+            raise SystemExit(f"haproxy exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+        raise SystemExit("haproxy did not start")
 
 
 STUB = """global

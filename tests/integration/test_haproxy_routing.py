@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cosmos_core.cli import app
-from tests.support.haproxy_run import Backend, HAProxyRun
+from tests.support.haproxy import Backend, HAProxyRun
 
 SEED = Path(__file__).parents[2] / "examples" / "seed-payload.json"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from cosmos_core.builtin.host_reloader import HostReloader, make_host
 from cosmos_core.bundle import Bundle
 from cosmos_core.errors import ReloadError, ValidationError
 from cosmos_core.settings import Settings
+from tests.support.net import free_port
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 pytestmark = pytest.mark.skipif(
@@ -90,12 +90,6 @@ def test_a_reload_path_is_required(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         make_host(Settings(reloader="host", options={"haproxy_config": str(tmp_path / "h.cfg")}))
     assert info.value.field == "reload_command"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from cosmos_core.cli import app
 from tests.integration.conftest import unavailable
-from tests.integration.test_haproxy_routing import Backend
-from tests.support.haproxy import HAProxyProcess, free_port, localize
+from tests.support.haproxy import Backend, HAProxyProcess, free_port, localize
 from tests.support.tls import http_get, https_get, make_ca
 
 

@@ -12,7 +12,7 @@ from cosmos_core import payload, pipeline, routing_maps
 from cosmos_core.plugins import Plugins
 from cosmos_core.runtime import Runtime
 from cosmos_core.settings import Settings
-from tests.support.haproxy_run import Backend, HAProxyRun
+from tests.support.haproxy import Backend, HAProxyRun
 
 SERVICES = [
     ("app", "host", "app.example.com", None),

@@ -25,7 +25,7 @@ from cosmos_core.errors import CosmosError
 from cosmos_core.plugins import Plugins
 from cosmos_core.runtime import Runtime
 from cosmos_core.settings import Settings
-from tests.support.haproxy_run import Backend, HAProxyRun
+from tests.support.haproxy import Backend, HAProxyRun
 
 # configuration.txt of HAProxy 2.6, section 7.4 "Pre-defined ACLs".
 PREDEFINED_ACLS = [

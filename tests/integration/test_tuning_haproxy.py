@@ -21,7 +21,7 @@ from cosmos_core import payload, pipeline
 from cosmos_core.plugins import Plugins
 from cosmos_core.runtime import Runtime
 from cosmos_core.settings import Settings
-from tests.support.haproxy_host import Backend, free_port, start_loopback
+from tests.support.haproxy import Backend, free_port, start_loopback
 
 
 def named(name: str) -> Backend:

@@ -7,13 +7,13 @@ dynalite is pinned in ``tests/dynalite/package-lock.json`` and installed by
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from tests.support.net import free_port, stop_process, wait_port
 
 DYNALITE_DIR = Path(__file__).resolve().parents[1] / "dynalite"
 DYNALITE_BIN = DYNALITE_DIR / "node_modules" / ".bin" / "dynalite"
@@ -55,13 +55,7 @@ class Dynalite:
 
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after 5 s); idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=5)
         self.log.close()
 
     def __enter__(self) -> Dynalite:
@@ -85,25 +79,12 @@ def dynamodb_client(endpoint: str, **kwargs: Any) -> Any:
     )
 
 
-def _free_port() -> int:
-    """Return a loopback port that is free right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(server: Dynalite, port: int, deadline: float) -> bool:
+def _wait_for_port(server: Dynalite, port: int, timeout: float) -> bool:
     """Wait until *port* accepts connections; False if the process exited first."""
-    while server.process.poll() is None:
-        try:
-            socket.create_connection((HOST, port), timeout=0.2).close()
-            return True
-        except OSError:
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"dynalite not listening on {port}:\n{server.output()}"
-                ) from None
-            time.sleep(0.02)
+    if wait_port(port, server.process, timeout, HOST):
+        return True
+    if server.process.poll() is None:
+        raise TimeoutError(f"dynalite not listening on {port}:\n{server.output()}")
     return False
 
 
@@ -126,7 +107,7 @@ def start_dynalite(
         )
     state_ms, output = str(table_state_ms), ""
     for _ in range(attempts):
-        port = _free_port()
+        port = free_port(HOST)
         command = [str(DYNALITE_BIN), "--port", str(port), "--host", HOST]
         for option in ("--createTableMs", "--updateTableMs", "--deleteTableMs"):
             command += [option, state_ms]
@@ -136,7 +117,7 @@ def start_dynalite(
         )
         server = Dynalite(endpoint=f"http://{HOST}:{port}", process=process, log=log)
         try:
-            if _wait_for_port(server, port, time.monotonic() + timeout):
+            if _wait_for_port(server, port, timeout):
                 server.client().list_tables(Limit=1)
                 return server
         except BaseException:

@@ -15,7 +15,6 @@ import ipaddress
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -23,18 +22,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.net import free_port, free_udp_port, stop_process
+
 
 class PebbleUnavailable(RuntimeError):
     pass
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-from tests.support.haproxy import free_port as free_tcp_port  # noqa: E402
 
 
 def self_signed(cert_path: Path, key_path: Path) -> None:
@@ -66,11 +58,11 @@ def self_signed(cert_path: Path, key_path: Path) -> None:
 class Pebble:
     workdir: Path
     address: str = "127.0.0.1"
-    http_port: int = field(default_factory=free_tcp_port)
-    api_port: int = field(default_factory=free_tcp_port)
-    mgmt_port: int = field(default_factory=free_tcp_port)
+    http_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    mgmt_port: int = field(default_factory=free_port)
     dns_port: int = field(default_factory=free_udp_port)
-    challsrv_mgmt_port: int = field(default_factory=free_tcp_port)
+    challsrv_mgmt_port: int = field(default_factory=free_port)
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -91,7 +83,7 @@ class Pebble:
             "listenAddress": f"127.0.0.1:{self.api_port}",
             "managementListenAddress": f"127.0.0.1:{self.mgmt_port}",
             "certificate": self.api_ca, "privateKey": str(self.workdir / "pebble-api.key"),
-            "httpPort": self.http_port, "tlsPort": free_tcp_port(),
+            "httpPort": self.http_port, "tlsPort": free_port(),
             "ocspResponderURL": "", "externalAccountBindingRequired": False,
         }}
         (self.workdir / "pebble.json").write_text(json.dumps(config))
@@ -133,11 +125,5 @@ class Pebble:
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
         self.procs.clear()

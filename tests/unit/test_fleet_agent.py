@@ -24,6 +24,7 @@ from cosmos_core.model import Container, RunningContainer, Service, Snapshot
 from cosmos_core.plugins import Plugins
 from cosmos_core.runtime import Runtime
 from cosmos_core.settings import Settings
+from tests.support.net import wait_until
 
 
 class QueueSource:
@@ -60,11 +61,7 @@ class Recorder:
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
+    wait_until(condition, what, timeout, interval=0.02)
 
 
 class Host:

@@ -14,8 +14,7 @@ from cosmos_core.certs import write_files
 from cosmos_core.runtime import Runtime
 from cosmos_core.settings import load
 from cosmos_core.tls_agent import attach, wanted_hosts
-from tests.integration.test_haproxy_routing import Backend
-from tests.support.haproxy import HAProxyProcess, free_port, localize
+from tests.support.haproxy import Backend, HAProxyProcess, free_port, localize
 from tests.support.tls import https_get, make_ca
 
 

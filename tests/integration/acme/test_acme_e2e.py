@@ -18,8 +18,7 @@ from cosmos_acme.issuer import Issuer
 from cosmos_acme.manager import CertificateManager
 from cosmos_acme.storage import DirStorage, SQLiteStorage
 from cosmos_core.cli import app
-from tests.integration.test_haproxy_routing import Backend
-from tests.support.haproxy import HAProxyProcess, free_port, localize
+from tests.support.haproxy import Backend, HAProxyProcess, free_port, localize
 from tests.support.tls import https_get
 
 

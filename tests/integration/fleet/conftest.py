@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,15 +25,10 @@ import pytest
 from tests.integration.agent.conftest import COSMOS, ROOT, Agent
 from tests.support.dynalite import Dynalite
 from tests.support.engines import Engine, TcpProxy, engines_available, make_engines
-from tests.support.images import BACKEND_PORT, HAPROXY_STARTER_CFG, TEST_LABELS, http_get
+from tests.support.images import BACKEND_PORT, HAPROXY_STARTER_CFG, TEST_LABELS, http_get, wait_http
+from tests.support.net import free_port, wait_until  # noqa: F401 (wait_until is imported from here)
 
 HEARTBEAT, LEASE = 1.0, 3.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +74,10 @@ class Node:
             [haproxy_bin, "-W", "-db", "-S", str(self.workdir / "master.sock"), "-f", str(self.workdir / "haproxy.cfg")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if http_get(f"http://127.0.0.1:{self.port}/", timeout=1).status == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"HAProxy of {self.name} did not start")
-            time.sleep(0.05)
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/", timeout=15)
+        except TimeoutError as error:
+            raise TimeoutError(f"HAProxy of {self.name} did not start: {error}") from None
 
     def start_agent(self, haproxy_bin: str, *extra: str) -> Agent:
         (self.workdir / "cosmos.toml").write_text(f'[plugins.host]\nmaster_socket = "{self.workdir}/master.sock"\n')
@@ -149,18 +136,6 @@ def start_nodes(nodes: list[Node], haproxy_bin: str) -> None:
         node.start_agent(haproxy_bin)
     for node in nodes:
         node.agent.wait_event("fleet_joined", timeout=60)
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0) -> Any:
-    """Poll ``condition`` until truthy (returned); TimeoutError naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {timeout}s: {what}")
-        time.sleep(0.05)
 
 
 @dataclass

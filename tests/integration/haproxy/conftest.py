@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import http.server
 import signal
 import socket
 import subprocess
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.haproxy import Backend
+from tests.support.net import free_port, stop_process, wait_until
 
 
 @dataclass
@@ -38,11 +32,7 @@ class Proxy:
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout}s")
-        time.sleep(0.02)
+    wait_until(condition, what, timeout, interval=0.02)
 
 
 def _accepts(path: Path) -> bool:
@@ -78,39 +68,19 @@ def start_haproxy(haproxy_bin: str, tmp_path: Path) -> Iterator[Callable[[str], 
 
     yield start
     for proc in started:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-class _Named(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.server.name.encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        stop_process(proc)
 
 
 @pytest.fixture
 def http_backends() -> Iterator[Callable[[str], int]]:
     """``backend(name)``: an HTTP server on a free loopback port answering ``name``; returns the port."""
-    servers: list[http.server.ThreadingHTTPServer] = []
+    servers: list[Backend] = []
 
     def start(name: str) -> int:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Named)
-        server.name = name  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = Backend(name, lambda _path: (name.encode(), {}))
         servers.append(server)
-        return int(server.server_address[1])
+        return int(server.port)
 
     yield start
     for server in servers:
-        server.shutdown()
-        server.server_close()
+        server.close()

@@ -13,10 +13,8 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ import pytest
 from tests.integration.conftest import unavailable
 from tests.integration.serve.conftest import SEED, Serve
 from tests.integration.serve.helpers import request
-from tests.support.haproxy_run import Backend, free_port
+from tests.support.haproxy import Backend, HAProxyProcess, free_port
 
 CLIENT = Path(__file__).resolve().parents[2] / "support" / "cosmonaut_update.sh"
 CLI = "import sys; from cosmos_core.cli import main; sys.argv[0] = 'cosmos'; main()"
@@ -53,26 +51,17 @@ def cosmos_generate(data: dict[str, Any], tmp_path: Path, bind: str) -> str:
 @pytest.fixture
 def haproxy_run(haproxy_bin: str) -> Iterator[Callable[[Path, int], None]]:
     """``run(cfg, port)``: HAProxy in the foreground on the client's config, until the test ends."""
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[HAProxyProcess] = []
 
     def run(cfg: Path, port: int) -> None:
-        proc = subprocess.Popen([haproxy_bin, "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    pytest.fail(f"haproxy did not start: {proc.communicate()[0].decode(errors='replace')}")
-                time.sleep(0.05)
+        try:
+            procs.append(HAProxyProcess(haproxy_bin, cfg, [port]))
+        except RuntimeError as error:
+            pytest.fail(str(error))
 
     yield run
     for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=10)
+        proc.stop()
 
 
 def get(port: int, path: str = "/", host: str = "none.example.com",

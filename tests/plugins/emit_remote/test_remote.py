@@ -27,6 +27,7 @@ from cosmos_core.model import Container, RunningContainer, Service, Snapshot
 from cosmos_core.runtime import Runtime
 from cosmos_core.server.testing import ServeProcess, start_serve
 from cosmos_core.settings import Settings
+from tests.support.net import free_port
 
 SEED = Path(__file__).resolve().parents[3] / "examples" / "seed-payload.json"
 TOKEN = "remote-token"
@@ -37,12 +38,6 @@ class Sleeps(list[float]):
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def get_json(url: str, path: str, token: str | None = None) -> Any:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.net import free_port
+
 COSMOS = str(Path(sys.executable).with_name("cosmos"))
 SEED = str(Path(__file__).parents[3] / "examples" / "seed-payload.json")
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -39,7 +34,7 @@ def test_the_scheme_is_registered_and_boto3_stays_unimported(env: dict[str, str]
 
 
 def test_unreachable_endpoint_exits_1_with_one_line(env: dict[str, str]) -> None:
-    endpoint = f"http://127.0.0.1:{closed_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"
     result = run("generate", "--store", f"dynamodb://cosmos-cli?endpoint={endpoint}&max_attempts=2", SEED, env=env)
     assert result.returncode == 1 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -50,7 +45,7 @@ def test_unreachable_endpoint_exits_1_with_one_line(env: dict[str, str]) -> None
 
 def test_missing_credentials_exits_1_with_one_line(env: dict[str, str]) -> None:
     del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
-    env["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://127.0.0.1:{closed_port()}"
+    env["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://127.0.0.1:{free_port()}"
     result = run("status", "--store", "dynamodb://cosmos-cli", "--table", "astro", env=env)
     assert result.returncode == 1
     expected = (
