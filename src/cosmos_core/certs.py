@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from cosmos_core.errors import CosmosError
+from cosmos_core.files import write_bytes  # noqa: F401 (also imported from here by cosmos-acme)
 from cosmos_core.logs import get_logger
 
 log = get_logger("cosmos.certs")
@@ -207,26 +208,6 @@ def write_files(directory: str | Path, files: dict[str, bytes]) -> None:
     for rel, data in sorted(files.items()):
         secret = rel.startswith("certs/") or rel.endswith(".key")
         write_bytes(base / rel, data, 0o600 if secret else 0o644)
-
-
-def write_bytes(target: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``target`` atomically with ``mode`` set before any byte is written."""
-    import os
-    import tempfile
-
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if mode & 0o077 == 0 else 0o755)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def report(certs: Sequence[Certificate], hosts: Iterable[tuple[str, str, str]],

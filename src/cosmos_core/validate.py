@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from cosmos_core.errors import ValidationError
+
+_T = TypeVar("_T")
 
 DEFAULT_MODE = "host"
 
@@ -146,13 +149,21 @@ def check_port(value: Any, field_name: str = "port") -> int | None:
     return value_int
 
 
-def check_host(value: Any, field_name: str = "ip") -> str:
-    """An IPv4/IPv6 address or an RFC 1123 host name (no port)."""
+def _cached_check(check: Callable[[str], _T], value: Any, field_name: str) -> _T:
+    """``check(value)`` for a non-empty string ``value``; its error re-raised naming ``field_name``.
+
+    ``check`` is cached on the value alone, so it cannot name the field itself.
+    """
     _require(isinstance(value, str) and value != "", field_name, value, "must be a non-empty string")
     try:
-        return _check_host(value)
+        return check(value)
     except ValidationError as exc:
         raise ValidationError(field_name, value, exc.reason) from None
+
+
+def check_host(value: Any, field_name: str = "ip") -> str:
+    """An IPv4/IPv6 address or an RFC 1123 host name (no port)."""
+    return _cached_check(_check_host, value, field_name)
 
 
 @lru_cache(maxsize=65536)  # keyed by the value alone, so the cache hits whatever the field path
@@ -175,11 +186,7 @@ def _check_host(value: str, field_name: str = "") -> str:
 
 def split_address(value: Any, field_name: str = "ip") -> tuple[str, int | None]:
     """Split ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` into (host, port)."""
-    _require(isinstance(value, str) and value != "", field_name, value, "must be a non-empty string")
-    try:
-        return _split_address(value)
-    except ValidationError as exc:
-        raise ValidationError(field_name, value, exc.reason) from None
+    return _cached_check(_split_address, value, field_name)
 
 
 @lru_cache(maxsize=65536)  # keyed by the value alone, so the cache hits whatever the field path
