@@ -187,7 +187,7 @@ def main() -> None:
             if args.local:  # each backend answers itself: the figure is HAProxy's routing cost alone
                 config = re.sub(r"    server (\S+) \S+\n", lambda m: "    http-request return status 200 content-type "
                                 f"text/plain string {m.group(1)}\n", config)
-            directory = work / style
+            directory = work / f"router-{style}"  # not work/maps: cosmos generate writes its maps/ there
             directory.mkdir()
             for name, content in files.items():
                 (directory / name).parent.mkdir(parents=True, exist_ok=True)
