@@ -146,6 +146,8 @@ _SUCCESS_PREFIXES = (
     "IP changed from", "no need to change the addr", "port changed from", "no need to change the port",
     "New server registered.", "Server deleted.", "Transaction created", "Committing ", "Success",
     "Entry added", "Done.",
+    # certificates and crt-lists (https, issue 12)
+    "New empty certificate store", "Transaction updated", "Inserting certificate", "Entry '", "Certificate '",
 )
 #: Commands whose answer is data (``show ...``): an answer is an error only if it looks like one.
 _DATA_ERRORS = ("Unknown command", "No such", "Can't find", "Unknown backend", "Permission denied", "Require ")
@@ -236,6 +238,94 @@ class RuntimeAPI:
     def show_map(self, map_ref: str) -> dict[str, str]:
         """``show map <file or #id>`` as ``{key: value}``."""
         return parse_map(self.check([f"show map {map_ref}"])[0].text)
+
+    # ---------------------------------------------- maps, certificates, crt-lists (https, issue 12)
+
+    def payload(self, command: str, data: str) -> Answer:
+        """``command <<`` followed by ``data`` (several lines, e.g. a PEM), on a connection of its own.
+
+        HAProxy reads the payload up to the first empty line, so ``data`` must
+        hold none (:class:`ValueError`); the connection carries this one command
+        (no answer marker can follow a payload).  Returns HAProxy's answer,
+        unchecked; raises :class:`RuntimeAPIError` if the socket cannot be reached.
+        """
+        check_command(command)
+        lines = data.replace("\r\n", "\n").strip("\n").split("\n")
+        if not data.strip() or any(not line.strip() for line in lines):
+            raise ValueError(f"runtime API payload of {command.split()[0]!r} must be non-empty lines")
+        raw = self.transport.exchange(f"{self.prefix}{command} <<\n" + "\n".join(lines) + "\n", self.timeout)
+        return Answer(command, raw.strip("\n"))
+
+    def add_map(self, map_ref: str, key: str, value: str) -> None:
+        """``add map <map> <key> <value>`` (one word each); :class:`RuntimeAPIError` if refused."""
+        self.check([f"add map {word(map_ref)} {word(key)} {word(value)}"])
+
+    def del_map(self, map_ref: str, key: str) -> bool:
+        """``del map <map> <key>``: True if the key was there, False if not; else :class:`RuntimeAPIError`."""
+        answer = self.execute([f"del map {word(map_ref)} {word(key)}"])[0]
+        if answer.text.strip().startswith("Key not found"):
+            return False
+        refuse([answer])
+        return True
+
+    def ssl_certs(self) -> set[str]:
+        """The certificate files HAProxy holds in memory (``show ssl cert``; a ``*`` marks an open transaction)."""
+        text = self.check(["show ssl cert"])[0].text
+        return {line.strip().lstrip("*") for line in text.splitlines() if line.strip() and not line.startswith("#")}
+
+    def new_ssl_cert(self, file: str) -> None:
+        """``new ssl cert <file>``: an empty certificate store to ``set`` and ``commit``."""
+        self.check([f"new ssl cert {word(file)}"])
+
+    def set_ssl_cert(self, file: str, pem: str | bytes) -> None:
+        """``set ssl cert <file> <<PEM``: opens (or updates) the transaction of ``file``."""
+        text = pem.decode() if isinstance(pem, bytes) else pem
+        answer = self.payload(f"set ssl cert {word(file)}", text)
+        if not answer.text.startswith(("Transaction created", "Transaction updated")):
+            raise RuntimeAPIError(f"HAProxy refused 'set ssl cert {file}': {_one_line(answer.text)}",
+                                  answer.command, answer.text)
+
+    def commit_ssl_cert(self, file: str) -> None:
+        """``commit ssl cert <file>``: every bind line using ``file`` serves the new certificate."""
+        answer = self.execute([f"commit ssl cert {word(file)}"])[0]
+        if "Success" not in answer.text:
+            raise RuntimeAPIError(f"HAProxy refused 'commit ssl cert {file}': {_one_line(answer.text)}",
+                                  answer.command, answer.text)
+
+    def abort_ssl_cert(self, file: str) -> None:
+        """``abort ssl cert <file>`` (the open transaction is dropped; what was served stays)."""
+        self.execute([f"abort ssl cert {word(file)}"])
+
+    def del_ssl_cert(self, file: str) -> None:
+        """``del ssl cert <file>`` (only once no crt-list or bind line uses it)."""
+        self.check([f"del ssl cert {word(file)}"])
+
+    def crt_list(self, crt_list: str) -> list[str]:
+        """The certificate files of ``crt_list`` (``show ssl crt-list <file>``), in order."""
+        text = self.check([f"show ssl crt-list {word(crt_list)}"])[0].text
+        return [line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+    def add_crt_list(self, crt_list: str, file: str) -> None:
+        """``add ssl crt-list <crt-list> <file>``: the bind lines of ``crt_list`` serve ``file`` too."""
+        answer = self.execute([f"add ssl crt-list {word(crt_list)} {word(file)}"])[0]
+        if "Success" not in answer.text:
+            raise RuntimeAPIError(f"HAProxy refused 'add ssl crt-list {crt_list} {file}': {_one_line(answer.text)}",
+                                  answer.command, answer.text)
+
+    def del_crt_list(self, crt_list: str, file: str) -> None:
+        """``del ssl crt-list <crt-list> <file>``: ``file`` no longer served by that crt-list's bind lines."""
+        self.check([f"del ssl crt-list {word(crt_list)} {word(file)}"])
+
+
+def word(value: str) -> str:
+    """``value`` if it is one non-empty word (a map name, key, file), else :class:`ValueError`."""
+    if not value or any(c.isspace() for c in value) or ";" in value:
+        raise ValueError(f"runtime API argument must be one word without ';': {value[:60]!r}")
+    return value
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300] or "(no answer)"
 
 
 def refuse(answers: list[Answer]) -> list[Answer]:

@@ -13,11 +13,12 @@ import pytest
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-from cosmos_acme.haproxy import Installer, SocketRuntimeAPI
+from cosmos_acme.haproxy import Installer
 from cosmos_acme.issuer import Issuer
 from cosmos_acme.manager import CertificateManager
 from cosmos_acme.storage import DirStorage, SQLiteStorage
 from cosmos_core.cli import app
+from cosmos_core.haproxy.runtime_api import RuntimeAPI, UnixSocket
 from tests.support.haproxy import Backend, HAProxyProcess, free_port, localize
 from tests.support.tls import https_get
 
@@ -52,7 +53,7 @@ def start_haproxy(haproxy_bin, tmp_path, name, pebble, backend, http_port):
 
 def manager_for(pebble, storage, sock, **kw) -> CertificateManager:
     issuer = Issuer(pebble.directory, "ops@example.test", ca_bundle=pebble.api_ca)
-    return CertificateManager(issuer, storage, Installer(SocketRuntimeAPI(sock)), **kw)
+    return CertificateManager(issuer, storage, Installer(RuntimeAPI(UnixSocket(sock))), **kw)
 
 
 class NoIssuing(Issuer):
@@ -82,8 +83,8 @@ def test_issue_install_and_serve_from_pebble_then_a_second_agent_serves_without_
         assert https_get(https_port, "web.example.test", cadata=pebble.root_pem(), alpn=["h2"])[3] == "h2"
         assert proc.proc.poll() is None  # the same HAProxy process throughout: no reload, no restart
         # The challenge entry is gone from the map once the order is done.
-        entries = SocketRuntimeAPI(sock).execute("show map maps/acme-challenges.map")
-        assert entries.strip() == "", entries
+        entries = RuntimeAPI(UnixSocket(sock)).show_map("maps/acme-challenges.map")
+        assert entries == {}, entries
         assert manager.sync(["web.example.test"]) == {"web.example.test": "valid"}
     finally:
         proc.stop()
@@ -114,7 +115,7 @@ def test_failures_back_off_with_one_line_per_state_change_and_the_rest_keeps_ser
 
         clock = [0.0]
         wrong = CertificateManager(Issuer(pebble.directory, None, ca_bundle=pebble.api_ca), storage,
-                                   WrongAnswer(SocketRuntimeAPI(sock)), clock=lambda: clock[0])
+                                   WrongAnswer(RuntimeAPI(UnixSocket(sock))), clock=lambda: clock[0])
         with capture_logs() as logs:
             assert wrong.sync(["bad.example.test", "*.example.test"]) == {
                 "bad.example.test": "failed", "*.example.test": "refused"}
@@ -129,7 +130,7 @@ def test_failures_back_off_with_one_line_per_state_change_and_the_rest_keeps_ser
         assert wrong.states["bad.example.test"].failures == 2
 
         unreachable = CertificateManager(Issuer(f"https://127.0.0.1:{free_port()}/dir", None), DirStorage(
-            tmp_path / "other"), Installer(SocketRuntimeAPI(sock)))
+            tmp_path / "other"), Installer(RuntimeAPI(UnixSocket(sock))))
         with capture_logs() as logs:
             assert unreachable.sync(["new.example.test"]) == {"new.example.test": "failed"}
         assert len(logs) == 1 and "unreachable" in logs[0]["reason"]

@@ -1,61 +1,24 @@
 """HAProxy runtime-API operations the ACME resolver needs: challenge map entries and certificates.
 
-Every operation changes the running HAProxy without a reload.  The socket
-client is a stand-in with the interface of the rollout helper's
-``cosmos_core.haproxy.runtime_api`` (``execute(command, payload=None) -> str``);
-:class:`Installer` only needs an object with that method.
+Every operation changes the running HAProxy without a reload, through the one
+runtime-API client of the core (:class:`cosmos_core.haproxy.runtime_api.RuntimeAPI`,
+over a unix socket, TCP, or ``docker exec`` into the HAProxy container) and
+:mod:`cosmos_core.haproxy.tls_runtime` for certificates.
 """
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
-from typing import Protocol
 
-from cosmos_core.errors import CosmosError
+from cosmos_core.haproxy import tls_runtime
+from cosmos_core.haproxy.runtime_api import RuntimeAPI, RuntimeAPIError
 from cosmos_core.tls import CHALLENGE_MAP, CRT_LIST
 
-
-class RuntimeAPIError(CosmosError):
-    """HAProxy's runtime API refused a command or could not be reached."""
-
-
-class RuntimeAPI(Protocol):
-    def execute(self, command: str, payload: str | None = None) -> str:
-        """Send one command (with an optional ``<<`` payload) and return HAProxy's answer."""
-
-
-class SocketRuntimeAPI:
-    """A runtime-API client on a UNIX socket path or ``host:port`` (one connection per command)."""
-
-    def __init__(self, address: str, timeout: float = 5.0) -> None:
-        self.address = address
-        self.timeout = timeout
-
-    def execute(self, command: str, payload: str | None = None) -> str:
-        if "\n" in command:
-            raise RuntimeAPIError(f"runtime API command must be one line: {command.split()[0]!r}")
-        text = command + "\n" if payload is None else f"{command} <<\n{payload.strip()}\n\n"
-        try:
-            if self.address.startswith("/") or ":" not in self.address:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(self.timeout)
-                sock.connect(self.address)
-            else:
-                host, _, port = self.address.rpartition(":")
-                sock = socket.create_connection((host, int(port)), timeout=self.timeout)
-            with sock:
-                sock.sendall(text.encode())
-                chunks = []
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-        except OSError as exc:
-            raise RuntimeAPIError(f"HAProxy runtime API {self.address}: {exc.strerror or exc}") from None
-        return b"".join(chunks).decode("utf-8", "replace")
+__all__ = ["Installer", "RuntimeAPIError"]
 
 
 class Installer:
-    """Challenge answers and certificates into a running HAProxy, through its runtime API."""
+    """Challenge answers and certificates into a running HAProxy, through its runtime API ``api``."""
 
     def __init__(self, api: RuntimeAPI, crt_list: str = CRT_LIST, challenge_map: str = CHALLENGE_MAP,
                  map_file: Path | None = None) -> None:
@@ -73,15 +36,14 @@ class Installer:
         self._check_word(key_authorization, "key authorization")
         self.pending[token] = key_authorization
         self._write_map()
-        self.api.execute(f"del map {self.challenge_map} {token}")
-        self._expect(self.api.execute(f"add map {self.challenge_map} {token} {key_authorization}"), "",
-                     f"add map {self.challenge_map}")
+        self.api.del_map(self.challenge_map, token)
+        self.api.add_map(self.challenge_map, token, key_authorization)
 
     def unpublish(self, token: str) -> None:
         self._check_word(token, "token")
         self.pending.pop(token, None)
         self._write_map()
-        self.api.execute(f"del map {self.challenge_map} {token}")
+        self.api.del_map(self.challenge_map, token)
 
     def _write_map(self) -> None:
         if self.map_file is None:
@@ -97,51 +59,30 @@ class Installer:
 
     def worker_info(self) -> tuple[str, int]:
         """``(PID, start time in epoch seconds)`` of the HAProxy process answering."""
-        fields = dict(line.split(":", 1) for line in self.api.execute("show info").splitlines() if ":" in line)
+        text = self.api.check(["show info"])[0].text
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
         started = fields.get("Start_time_sec", "0").strip()
         return fields.get("Pid", "").strip(), int(started) if started.isdigit() else 0
 
     def installed(self) -> set[str]:
         """Certificate files HAProxy holds in memory (``show ssl cert``)."""
-        answer = self.api.execute("show ssl cert")
-        return {line.strip().lstrip("*") for line in answer.splitlines() if line.strip() and not line.startswith("#")}
+        return self.api.ssl_certs()
 
     def install(self, file: str, pem: bytes) -> str:
         """Load ``pem`` as certificate ``file`` (e.g. ``certs/a.example.com.pem``) and serve it.
 
-        A new file goes ``new ssl cert`` -> ``set`` -> ``commit`` -> ``add ssl crt-list``;
-        a known one ``set`` -> ``commit`` (a renewal).  Returns ``"added"`` or ``"replaced"``.
-        Raises :class:`RuntimeAPIError` naming the command HAProxy refused (the
-        transaction is aborted; what HAProxy served before stays).
+        See :func:`cosmos_core.haproxy.tls_runtime.install`; returns ``"added"`` or ``"replaced"``.
+        Raises :class:`RuntimeAPIError` naming the command HAProxy refused (what it served before stays).
         """
         self._check_word(file, "certificate file")
-        known = file in self.installed()
-        if not known:
-            answer = self.api.execute(f"new ssl cert {file}")
-            self._expect(answer, "New empty certificate store", f"new ssl cert {file}")
-        answer = self.api.execute(f"set ssl cert {file}", pem.decode())
-        if "Transaction created" not in answer and "Transaction updated" not in answer:
-            self.api.execute(f"abort ssl cert {file}")
-            raise RuntimeAPIError(f"HAProxy refused set ssl cert {file}: {_one_line(answer)}")
-        answer = self.api.execute(f"commit ssl cert {file}")
-        if "Success" not in answer:
-            self.api.execute(f"abort ssl cert {file}")
-            raise RuntimeAPIError(f"HAProxy refused commit ssl cert {file}: {_one_line(answer)}")
-        if not known:
-            self._expect(self.api.execute(f"add ssl crt-list {self.crt_list} {file}"), "Success",
-                         f"add ssl crt-list {self.crt_list} {file}")
-        return "replaced" if known else "added"
+        return tls_runtime.install(self.api, file, pem, self.crt_list)
+
+    def withdraw(self, file: str) -> bool:
+        """Stop serving certificate ``file`` (out of the crt-list and HAProxy); False if it was not served."""
+        self._check_word(file, "certificate file")
+        return tls_runtime.withdraw(self.api, file, self.crt_list)
 
     @staticmethod
     def _check_word(value: str, what: str) -> None:
         if not value or any(c.isspace() for c in value):
             raise RuntimeAPIError(f"{what} must be one word without spaces (got {value[:40]!r})")
-
-    @staticmethod
-    def _expect(answer: str, needle: str, command: str) -> None:
-        if needle and needle not in answer or not needle and answer.strip():
-            raise RuntimeAPIError(f"HAProxy refused {command}: {_one_line(answer)}")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:200] or "(no answer)"

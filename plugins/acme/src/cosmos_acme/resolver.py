@@ -134,7 +134,9 @@ def make_resolver(settings: Settings, store: Any = None) -> AcmeResolver:
 
     ``acme_directory`` (required), ``acme_email``, ``acme_ca_bundle``,
     ``acme_storage`` (``store`` or ``dir:///path``), ``acme_renew_days``,
-    ``haproxy_socket`` (runtime API; without it challenges cannot be answered).
+    ``haproxy_socket`` (runtime API on this host; with the ``docker-exec``
+    reloader and no socket, the ``runtime_api`` socket inside the HAProxy
+    container through ``docker exec``; without any, challenges cannot be answered).
     The thread starts with the first :meth:`AcmeResolver.observe`, so ``cosmos
     certs`` can list stored certificates without starting it.
     """
@@ -143,10 +145,12 @@ def make_resolver(settings: Settings, store: Any = None) -> AcmeResolver:
     from cosmos_core.errors import ValidationError
     from cosmos_core.tls import CHALLENGE_MAP
 
-    from cosmos_acme.haproxy import Installer, SocketRuntimeAPI
+    from cosmos_core.haproxy.tls_runtime import connect
+
+    from cosmos_acme.haproxy import Installer
     from cosmos_acme.issuer import Issuer
     from cosmos_acme.plugin import (
-        ACME_CA_BUNDLE, ACME_DIRECTORY, ACME_EMAIL, ACME_RENEW_DAYS, ACME_STORAGE, HAPROXY_SOCKET,
+        ACME_CA_BUNDLE, ACME_DIRECTORY, ACME_EMAIL, ACME_RENEW_DAYS, ACME_STORAGE,
     )
     from cosmos_acme.storage import open_storage
 
@@ -161,9 +165,10 @@ def make_resolver(settings: Settings, store: Any = None) -> AcmeResolver:
     storage = open_storage(storage_setting, settings.store, settings.table, store)
     issuer = Issuer(directory, settings.option(ACME_EMAIL), settings.option(ACME_CA_BUNDLE))
     # Without a runtime API nothing can answer a challenge: each name fails with one line saying so.
-    socket_path = settings.option(HAPROXY_SOCKET)
+    # haproxy_socket (this host), else the docker-exec reloader's runtime_api inside the HAProxy container.
+    api = connect(settings)
     config = settings.options.get("haproxy_config")
     map_file = Path(config).parent / CHALLENGE_MAP if settings.reloader == "host" and config else None
-    installer = Installer(SocketRuntimeAPI(socket_path), map_file=map_file) if socket_path else None
+    installer = Installer(api, map_file=map_file) if api is not None else None
     manager = CertificateManager(issuer, storage, installer, renew_days=settings.option(ACME_RENEW_DAYS))
     return AcmeResolver(manager)
