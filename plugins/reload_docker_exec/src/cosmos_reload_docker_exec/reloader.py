@@ -10,7 +10,8 @@ much, so one round trip keeps the reload fast):
    resolve against the staged copy: ``default-path config``);
 3. on success move the auxiliary files, then the main file, over the live
    ones (where the live file is a single-file bind mount that cannot be
-   replaced, copy it over the file in place), remove auxiliary files the
+   replaced, copy it over the file in place; private-key files, ``certs/*``
+   and ``*.key``, are written and installed with mode 0600), remove auxiliary files the
    previous bundle had and this one has not, and reload: ``kill -USR2 1``
    (the master-worker master is PID 1) by default, or ``reload_command``.
 
@@ -102,8 +103,16 @@ def _writes(bundle: Bundle, directory: str, on_failure: str) -> tuple[dict[str, 
         env.update({f"{prefix}{i}": piece for i, piece in enumerate(pieces)})
         parts = " ".join(f'"${prefix}{i}"' for i in range(len(pieces)))
         target = _under(directory, path)
-        lines.append(f"mkdir -p \"$(dirname {target})\" && printf '%s' {parts} > {target} || {on_failure}")
+        write = f"printf '%s' {parts} > {target}"
+        if secret(path):  # a private key: never readable by others, not even while staged
+            write = f"( umask 077 && {write} && chmod 600 {target} )"
+        lines.append(f"mkdir -p \"$(dirname {target})\" && {write} || {on_failure}")
     return env, lines
+
+
+def secret(path: str) -> bool:
+    """Whether bundle file ``path`` holds a private key (``certs/*``, ``*.key``): installed with mode 0600."""
+    return path.startswith("certs/") or path.endswith(".key")
 
 
 def reload_exec(bundle: Bundle, haproxy_bin: str, config_path: str, reload_command: str | None,
@@ -147,12 +156,17 @@ def reload_exec(bundle: Bundle, haproxy_bin: str, config_path: str, reload_comma
         f"if ! out=$({q(haproxy_bin)} -c -f {main_staged} 2>&1); then",
         f'  echo "$out"; rm -rf "$s"; exit {EXIT_INVALID}',
         "fi",
-        *(f'put {q(path)} || {{ restore; rm -rf "$s"; exit {EXIT_INSTALL}; }}' for path in order),
+        *(f'put {q(path)}{_chmod(path)} || {{ restore; rm -rf "$s"; exit {EXIT_INSTALL}; }}' for path in order),
         'rm -rf "$s"',
         *(f'rm -f "$d"/{q(path)}' for path in (bundle.removed(previous))),
         f"( {reload} ) 2>&1 || exit {EXIT_RELOAD}",
     ]
     return Exec(["sh", "-c", "\n".join(lines) + "\n"], env)
+
+
+def _chmod(path: str) -> str:
+    """For a private-key file: `` && chmod 600 <live path>`` (a file copied over a bind mount keeps its old mode)."""
+    return f' && chmod 600 "$(target {shlex.quote(path)})"' if secret(path) else ""
 
 
 def check_exec(bundle: Bundle, haproxy_bin: str) -> Exec:

@@ -162,3 +162,22 @@ def test_the_check_exec_validates_a_bundle_in_a_temporary_directory_and_removes_
     job = reloader.check_exec(bundle, str(tmp_path / "no-haproxy"))
     missing = subprocess.run(job.argv, env=env | job.environment, capture_output=True, text=True, check=False)
     assert missing.returncode == reloader.EXIT_CHECK and list(scratch.iterdir()) == []
+
+
+def test_private_key_files_are_staged_and_installed_with_mode_0600(tmp_path: Path) -> None:
+    live = tmp_path / "haproxy.cfg"
+    live.write_text("old\n")
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "old.pem").write_text("old key\n")
+    os.chmod(tmp_path / "certs" / "old.pem", 0o644)  # a live file with a loose mode is tightened too
+    files = {"certs/a.pem": b"-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n",
+             "certs/old.pem": b"new key\n", "crt-list": b"certs/a.pem\n", "tls/b.key": b"k\n"}
+    job = reloader.reload_exec(Bundle.of(GOOD, files), HAPROXY, str(live), "true")
+    assert job.argv[2].count("umask 077") == 3  # every secret is written under umask 077, before any byte
+
+    done = run(job)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    modes = {p: (tmp_path / p).stat().st_mode & 0o777 for p in files}
+    assert modes == {"certs/a.pem": 0o600, "certs/old.pem": 0o600, "crt-list": 0o644, "tls/b.key": 0o600}
+    assert (tmp_path / "certs" / "old.pem").read_text() == "new key\n"
