@@ -14,6 +14,7 @@ module level (the CLI start-up path stays light).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,24 +167,46 @@ def load_dir(path: str | Path, *, now: dt.datetime | None = None) -> list[Certif
     file and the reason).  A directory that cannot be read is a
     :class:`CertificateError`.
     """
+    found, skipped = scan_dir(path, now=now)
+    for file, reason in skipped:
+        log.warning("certificate_skipped", file=file, reason=reason)
+    return found
+
+
+def scan_dir(path: str | Path, *, now: dt.datetime | None = None) -> tuple[list[Certificate], list[tuple[str, str]]]:
+    """``(good certificates sorted by name, [(file, reason) of each bad *.pem file]``), logging nothing.
+
+    Raises :class:`CertificateError` when the directory cannot be read.
+    """
     directory = Path(path)
     try:
         files = sorted(p for p in directory.iterdir() if p.suffix == ".pem" and p.is_file())
     except OSError as exc:
         raise CertificateError(str(directory), f"directory cannot be read ({exc.strerror})") from None
     found: list[Certificate] = []
+    skipped: list[tuple[str, str]] = []
     for file in files:
         try:
             data = file.read_bytes()
             cert = parse_pem(data, str(file), now=now, name=safe_name(file.stem), origin=f"dir:{directory}")
         except OSError as exc:
-            log.warning("certificate_skipped", file=str(file), reason=f"cannot be read ({exc.strerror})")
+            skipped.append((str(file), f"cannot be read ({exc.strerror})"))
             continue
         except CertificateError as exc:
-            log.warning("certificate_skipped", file=str(file), reason=exc.reason)
+            skipped.append((str(file), exc.reason))
             continue
         found.append(cert)
-    return found
+    return found, skipped
+
+
+def dir_signature(path: str | Path) -> tuple[tuple[str, int, int], ...] | None:
+    """A cheap fingerprint of the ``*.pem`` files of ``path``: ``(name, mtime ns, size)`` each, sorted;
+    ``None`` when the directory cannot be read.  A new, replaced or removed file changes it."""
+    try:
+        entries = [(e.name, e.stat()) for e in os.scandir(path) if e.name.endswith(".pem") and e.is_file()]
+    except OSError:
+        return None
+    return tuple(sorted((name, st.st_mtime_ns, st.st_size) for name, st in entries))
 
 
 def merge(*groups: Iterable[Certificate]) -> list[Certificate]:

@@ -85,8 +85,9 @@ def other_key_pem() -> bytes:
 
 
 def https_get(port: int, sni: str, path: str = "/", *, host: str | None = None, cafile: str | None = None,
-              cadata: bytes | None = None, alpn: list[str] | None = None, timeout: float = 5.0):
-    """One HTTP/1.1 GET over TLS to 127.0.0.1:``port`` with SNI ``sni``, verifying the chain and name.
+              cadata: bytes | None = None, alpn: list[str] | None = None, timeout: float = 5.0,
+              address: str = "127.0.0.1"):
+    """One HTTP/1.1 GET over TLS to ``address``:``port`` with SNI ``sni``, verifying the chain and name.
 
     Returns ``(status, headers dict (lower-case names), body str, negotiated ALPN, peer cert DER)``.
     Raises ``ssl.SSLError`` / ``ssl.SSLCertVerificationError`` when the handshake fails.
@@ -97,7 +98,7 @@ def https_get(port: int, sni: str, path: str = "/", *, host: str | None = None, 
     ctx = ssl.create_default_context(cafile=cafile, cadata=cadata.decode() if cadata else None)
     if alpn:
         ctx.set_alpn_protocols(alpn)
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+    with socket.create_connection((address, port), timeout=timeout) as raw:
         with ctx.wrap_socket(raw, server_hostname=sni) as conn:
             negotiated = conn.selected_alpn_protocol()
             der = conn.getpeercert(binary_form=True)

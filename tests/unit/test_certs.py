@@ -136,3 +136,32 @@ def test_cosmos_certs_lists_names_issuer_expiry_source_and_services(ca, tmp_path
     assert 89 < rows["app"]["days_left"] <= 90
     text = runner.invoke(app, ["certs", "--store", store, "--certs-dir", str(certs)])
     assert text.exit_code == 0 and "services: t/one" in text.stdout and "bad.pem" in text.stderr + text.stdout
+
+
+def test_cosmos_certs_lists_skipped_files_with_their_reason(ca, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cosmos_core.cli import app
+
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "good.pem").write_bytes(ca.issue(["good.example.com"]))
+    (certs / "junk.pem").write_bytes(b"junk")
+    (certs / "expired.pem").write_bytes(ca.issue(["old.example.com"], days=-1, start_days=-10))
+    mismatched = ca.issue(["x.example.com"])
+    (certs / "mismatch.pem").write_bytes(mismatched[:mismatched.index(b"-----BEGIN PRIVATE")] + other_key_pem())
+    store = f"sqlite://{tmp_path}/s.db"
+    runner = CliRunner()
+    result = runner.invoke(app, ["certs", "--store", store, "--certs-dir", str(certs), "--json"])
+    assert result.exit_code == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert [r["name"] for r in listed["certificates"]] == ["good"]
+    skipped = {entry["file"]: entry["reason"] for entry in listed["skipped"]}
+    assert set(skipped) == {str(certs / n) for n in ("junk.pem", "expired.pem", "mismatch.pem")}
+    assert "no PEM certificate" in skipped[str(certs / "junk.pem")]
+    assert skipped[str(certs / "expired.pem")].startswith("expired on")
+    assert "does not match" in skipped[str(certs / "mismatch.pem")]
+    text = runner.invoke(app, ["certs", "--store", store, "--certs-dir", str(certs)])
+    assert f"skipped {certs / 'junk.pem'}: no PEM certificate" in text.stdout

@@ -15,14 +15,18 @@ def certs(
     certs_dir: common.CertsDirOpt = None,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """Show each certificate: names, issuer, expiry, source (directory or ACME) and the services using it."""
+    """Show each certificate: names, issuer, expiry, source (directory or ACME) and the services using it.
+
+    Files of ``--certs-dir`` that cannot serve are listed too, each with the
+    reason (JSON: ``skipped``, a list of ``{"file", "reason"}``).
+    """
     settings, plugins = common.settings_and_plugins(ctx, store=store, certs_dir=certs_dir)
     with common.errors(settings.debug):
-        from cosmos_core.certs import load_dir, report
+        from cosmos_core.certs import report, scan_dir
         from cosmos_core.runtime import Runtime
 
         directory = settings.options.get("certs_dir")
-        found = load_dir(directory) if directory else []
+        found, skipped = scan_dir(directory) if directory else ([], [])
         runtime = Runtime(settings, plugins)
         try:
             found = found + stored_certificates(runtime)
@@ -35,13 +39,14 @@ def certs(
         finally:
             runtime.close()
         rows = report(found, hosts)
+    bad = [{"file": file, "reason": reason} for file, reason in skipped]
     if as_json:
-        common.write_stdout(json.dumps({"certificates": rows}, indent=2, sort_keys=True) + "\n")
+        common.write_stdout(json.dumps({"certificates": rows, "skipped": bad}, indent=2, sort_keys=True) + "\n")
         return
-    if not rows:
+    if not rows and not bad:
         common.write_stdout("(no certificates: set --certs-dir or --acme-directory)\n")
         return
-    lines = []
+    lines = [f"skipped {entry['file']}: {entry['reason']}" for entry in bad]
     for row in rows:
         lines.append(f"{row['name']}  expires {row['not_after']} ({row['days_left']} days)  {row['source']}")
         lines.append(f"  names: {', '.join(row['names'])}")
