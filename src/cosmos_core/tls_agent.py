@@ -1,29 +1,42 @@
-"""Wiring a certificate resolver (ACME) into ``cosmos watch`` (https, issue 12).
+"""Wiring HTTPS into ``cosmos watch``: certificates you bring, re-read; a certificate resolver (ACME).
 
-* Until the core's Bundle carries files to every reloader, the certificate
-  files, crt-list and challenge map are written here, beside the live config,
-  with the ``host`` reloader (``docker-exec`` copies ``haproxy.cfg`` only).
 * The emitter serves the certificates you bring (``certs_dir``) plus every
-  certificate the resolver holds, from the first render on (a restart starts
-  from the truth).
-* After each change the resolver reports, the emitter's certificate set is
+  certificate the resolver serves, from the first render on (a restart starts
+  from the truth).  Whenever that set changes, the emitter's certificate set is
   replaced (the next bundle carries it) and, with the ``host`` reloader, the
-  certificate files and crt-list are written beside the live config at once,
-  so a later reload or restart loads what HAProxy already serves.
+  certificate files and crt-list are written beside the live config at once
+  (files of certificates no longer served are removed), so a later reload or
+  restart loads what HAProxy already serves.
+* ``certs_dir`` is re-read when it changes: checked after every pass and every
+  :data:`CERTS_DIR_POLL` seconds, by names, sizes and mtimes only (no file is
+  read while nothing changed).  A new or replaced file goes into the running
+  HAProxy through its runtime API (``new/set/commit ssl cert``, ``add ssl
+  crt-list``), a removed one leaves it (``del ssl crt-list``, ``del ssl
+  cert``): no reload.  Without a runtime API the next bundle carries the change.
+  A bad file is skipped with one warning (again only when the file changes);
+  every other certificate keeps serving.
 * After each pass the resolver learns the host names that services with
-  HTTPS claim; a name a brought certificate covers is never issued.
+  HTTPS claim; a name a brought certificate covers is never issued, and a
+  brought certificate's file is never withdrawn by the resolver.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
-from cosmos_core.certs import Certificate, for_host, merge, write_files
+from cosmos_core.certs import (
+    Certificate, CertificateError, dir_signature, for_host, merge, scan_dir, write_files,
+)
+from cosmos_core.errors import CosmosError
 from cosmos_core.logs import get_logger
-from cosmos_core.tls import policy
+from cosmos_core.tls import TLSConfig, policy
 
 log = get_logger("cosmos.tls")
+
+#: Seconds between two checks of ``certs_dir`` when no pass happens.
+CERTS_DIR_POLL = 2.0
 
 
 def wanted_hosts(services: Any, brought: list[Certificate]) -> list[str]:
@@ -34,28 +47,161 @@ def wanted_hosts(services: Any, brought: list[Certificate]) -> list[str]:
     })
 
 
-def attach(runtime: Any, agent: Any) -> bool:
-    """Write the HTTPS files and connect ``runtime.certificate_resolver`` (if any) to the emitter and
-    ``agent``; False when HTTPS is off (or the emitter renders no TLS)."""
-    emitter = runtime.emitter
-    base_tls = getattr(emitter, "tls", None)
-    if base_tls is None:
-        return False
-    resolver = runtime.certificate_resolver
-    brought = list(base_tls.certificates)
-    settings = runtime.settings
+class HTTPSWiring:
+    """The certificates an agent serves: ``brought`` (``certs_dir``) and ``acme`` (the resolver's)."""
 
-    def update(certificates: list[Certificate]) -> None:
-        emitter.tls = base_tls.with_certificates(merge(certificates, brought))
-        config = settings.options.get("haproxy_config")
-        if settings.reloader == "host" and config:  # between passes: the next bundle carries them too
-            write_files(Path(config).parent, emitter.files())
-        log.info("certificates_updated", count=len(emitter.tls.certificates))
+    def __init__(self, runtime: Any, base: TLSConfig) -> None:
+        self.emitter = runtime.emitter
+        self.settings = runtime.settings
+        self.resolver = runtime.certificate_resolver
+        self.base = base
+        self.brought: list[Certificate] = list(base.certificates)
+        self.acme: list[Certificate] = []
+        self.certs_dir: str | None = self.settings.options.get("certs_dir")
+        self.signature = dir_signature(self.certs_dir) if self.certs_dir else None
+        self.skipped: dict[str, tuple[str, Any]] = {}  # file -> (reason, its signature entry): warned once
+        if self.certs_dir and self.signature is not None:
+            self._note_skipped(scan_dir(self.certs_dir)[1], warn=False)  # tls_config warned at start
+        self._api: Any = None
+        self._api_made = False
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
 
-    update(resolver.certificates() if resolver is not None else [])
-    if resolver is None:
+    # ------------------------------------------------------------------ serving
+
+    def publish(self) -> None:
+        """Give the emitter the current certificate set (and, with the host reloader, the live directory)."""
+        with self._lock:
+            before = {c.file for c in self.emitter.tls.certificates} if self.emitter.tls else set()
+            self.emitter.tls = self.base.with_certificates(merge(self.acme, self.brought))
+            config = self.settings.options.get("haproxy_config")
+            if self.settings.reloader == "host" and config:  # between passes: the next bundle carries them too
+                directory = Path(config).parent
+                write_files(directory, self.emitter.files())
+                for gone in before - {c.file for c in self.emitter.tls.certificates}:
+                    (directory / gone).unlink(missing_ok=True)
+            log.info("certificates_updated", count=len(self.emitter.tls.certificates))
+
+    def on_acme(self, certificates: list[Certificate]) -> None:
+        """The resolver's served set changed."""
+        with self._lock:
+            self.acme = list(certificates)
+            self.publish()
+
+    def api(self) -> Any:
+        """The runtime API of the HAProxy under control, or None (made once)."""
+        if not self._api_made:
+            from cosmos_core.haproxy.tls_runtime import connect
+
+            self._api_made = True
+            try:
+                self._api = connect(self.settings)
+            except CosmosError as exc:
+                log.warning("runtime_api_unusable", reason=str(exc))
+        return self._api
+
+    # ------------------------------------------------------------------ certs_dir
+
+    def refresh(self) -> bool:
+        """Re-read ``certs_dir`` if its names, sizes or mtimes changed; True when it was re-read."""
+        if not self.certs_dir:
+            return False
+        signature = dir_signature(self.certs_dir)
+        if signature == self.signature:
+            return False
+        with self._lock:
+            self.signature = signature
+            try:
+                found, skipped = scan_dir(self.certs_dir)
+            except CertificateError as exc:
+                log.warning("certs_dir_unreadable", directory=self.certs_dir, reason=exc.reason)
+                return False  # keep serving what was loaded
+            self._note_skipped(skipped, warn=True)
+            old = {c.name: c for c in self.brought}
+            new = {c.name: c for c in found}
+            changes = [("added", new[n]) for n in sorted(new.keys() - old.keys())]
+            changes += [("replaced", new[n]) for n in sorted(new.keys() & old.keys())
+                        if new[n].fingerprint != old[n].fingerprint or new[n].pem != old[n].pem]
+            acme_files = {c.file for c in self.acme}
+            changes += [("removed", old[n]) for n in sorted(old.keys() - new.keys()) if old[n].file not in acme_files]
+            self.brought = found
+            self._install(changes)
+            self.publish()
         return True
-    resolver.subscribe(update)
-    agent.observers.append(lambda result, outcome: resolver.observe(wanted_hosts(result.services, brought),
-                                                                    reloaded=outcome.reloaded))
-    return True
+
+    def _note_skipped(self, skipped: list[tuple[str, str]], warn: bool) -> None:
+        entries = {entry[0]: entry for entry in self.signature or ()}
+        now: dict[str, tuple[str, Any]] = {}
+        for file, reason in skipped:
+            state = (reason, entries.get(Path(file).name))
+            if warn and self.skipped.get(file) != state:
+                log.warning("certificate_skipped", file=file, reason=reason)
+            now[file] = state
+        self.skipped = now
+
+    def _install(self, changes: list[tuple[str, Certificate]]) -> None:
+        """Each change into the running HAProxy through its runtime API (one log line each)."""
+        from cosmos_core.haproxy import tls_runtime
+
+        api = self.api() if changes else None
+        for action, cert in changes:
+            if api is None:
+                log.info("certificate_" + action, file=cert.file, via="next reload")
+                continue
+            try:
+                if action == "removed":
+                    tls_runtime.withdraw(api, cert.file)
+                else:
+                    tls_runtime.install(api, cert.file, cert.pem)
+            except (CosmosError, ValueError) as exc:
+                log.warning("certificate_runtime_failed", file=cert.file, action=action, reason=str(exc),
+                            via="next reload")
+                continue
+            log.info("certificate_" + action, file=cert.file, names=list(cert.names), via="runtime API")
+
+    def poll(self, interval: float = CERTS_DIR_POLL) -> None:
+        """Check ``certs_dir`` every ``interval`` seconds on a daemon thread (until :meth:`close`)."""
+        if not self.certs_dir:
+            return
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.refresh()
+                except Exception as exc:  # noqa: BLE001 - the poller must survive a bad pass
+                    log.error("certs_dir_check_failed", error=f"{type(exc).__name__}: {exc}")
+
+        threading.Thread(target=run, name="cosmos-certs-dir", daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    # ------------------------------------------------------------------ passes
+
+    def observe(self, result: Any, outcome: Any) -> None:
+        """After a pass: re-read ``certs_dir`` if it changed, then tell the resolver the wanted names."""
+        self.refresh()
+        if self.resolver is not None:
+            self.resolver.observe(wanted_hosts(result.services, self.brought), reloaded=outcome.reloaded,
+                                  keep=[c.file for c in self.brought])
+
+
+def attach(runtime: Any, agent: Any, poll: float | None = CERTS_DIR_POLL) -> HTTPSWiring | None:
+    """Write the HTTPS files and connect ``certs_dir`` re-reading and ``runtime.certificate_resolver`` (if
+    any) to the emitter and ``agent``; None (falsy) when HTTPS is off (the emitter renders no TLS).
+
+    ``poll``: seconds between checks of ``certs_dir`` besides the passes (None: on passes only).
+    """
+    base = getattr(runtime.emitter, "tls", None)
+    if base is None:
+        return None
+    wiring = HTTPSWiring(runtime, base)
+    resolver = wiring.resolver
+    wiring.on_acme(resolver.certificates() if resolver is not None else [])
+    if resolver is not None:
+        resolver.subscribe(wiring.on_acme)
+    if resolver is not None or wiring.certs_dir:
+        agent.observers.append(wiring.observe)
+    if poll is not None:
+        wiring.poll(poll)
+    return wiring

@@ -13,6 +13,12 @@ HTTPS claim and, for each:
   ``commit ssl cert`` / ``add ssl crt-list``) and reports it through
   ``on_change`` so the next bundle carries it too.
 
+A stored certificate whose name no service claims any more is withdrawn from
+HAProxy (``del ssl crt-list`` / ``del ssl cert``, no reload) and from what
+:meth:`CertificateManager.certificates` reports (so the next bundle drops it);
+the stored copy stays, so a service that claims the name again is served at
+once without a new order.
+
 A failure backs the name off (60 s doubling to 6 h, or the server's rate-limit
 wait) with one log line per state change: the first failure, a different
 cause, the recovery.  Private keys are never logged.
@@ -78,6 +84,9 @@ class CertificateManager:
         self.on_change = on_change
         self.clock = clock
         self.states: dict[str, NameState] = {}
+        #: The names the last sync was given (None before the first: every stored certificate is served).
+        self.wanted: set[str] | None = None
+        self._reported: frozenset[tuple[str, str]] | None = None
         self._parsed: dict[str, tuple[bytes, Certificate]] = {}
         self._account: Account | None = None
         self._lock = threading.Lock()
@@ -109,27 +118,57 @@ class CertificateManager:
         return found
 
     def certificates(self) -> list[Certificate]:
-        """Every stored certificate that is still valid, sorted by name."""
-        return [cert for _, cert in sorted(self._stored().items())]
+        """Every stored certificate that is still valid and, once :meth:`sync` ran, serves a wanted
+        name, sorted by name."""
+        return self._served(self._stored())
 
-    def sync(self, hosts: Iterable[str]) -> dict[str, str]:
-        """Bring every host to a served, fresh certificate; returns ``{host: outcome}``.
+    def _served(self, stored: dict[str, Certificate]) -> list[Certificate]:
+        wanted = None if self.wanted is None else {safe_name(host) for host in self.wanted}
+        return [cert for name, cert in sorted(stored.items()) if wanted is None or name in wanted]
+
+    def sync(self, hosts: Iterable[str], keep: Iterable[str] = ()) -> dict[str, str]:
+        """Bring every host to a served, fresh certificate, and withdraw the rest; returns ``{host: outcome}``.
 
         Outcomes: ``valid`` (stored and served), ``installed`` (stored, now
         served), ``issued`` / ``renewed``, ``refused`` (wildcard), ``backoff``,
-        ``leased`` (another agent is issuing it), ``failed``.
+        ``leased`` (another agent is issuing it), ``failed``.  A stored
+        certificate of a name not in ``hosts`` leaves HAProxy unless its file
+        (``certs/<name>.pem``) is in ``keep`` (files served from elsewhere,
+        e.g. ``--certs-dir``).  ``on_change`` is called when the served set changed.
         """
+        hosts = sorted(set(hosts))
         with self._lock:
+            self.wanted = set(hosts)
             stored = self._stored()
             try:
                 installed = self.installer.installed() if self.installer else set()
             except CosmosError as exc:
                 log.warning("acme_runtime_api_unreachable", reason=str(exc))
                 installed = set()
-            outcomes = {host: self._one(host, stored.get(safe_name(host)), installed) for host in sorted(set(hosts))}
-        if self.on_change and any(o in ("issued", "renewed") for o in outcomes.values()):
-            self.on_change(self.certificates())
+            outcomes = {host: self._one(host, stored.get(safe_name(host)), installed) for host in hosts}
+            self._withdraw(stored, installed, set(keep))
+            served = self.certificates()
+        report = frozenset((c.name, c.fingerprint) for c in served)
+        if self.on_change and report != self._reported:
+            self.on_change(served)
+        self._reported = report
         return outcomes
+
+    def _withdraw(self, stored: dict[str, Certificate], installed: set[str], keep: set[str]) -> None:
+        """Take the stored certificates no wanted name uses out of HAProxy (the stored copy stays)."""
+        if self.installer is None:
+            return
+        wanted = {safe_name(host) for host in self.wanted or ()}
+        for name, cert in sorted(stored.items()):
+            if name in wanted or cert.file not in installed or cert.file in keep:
+                continue
+            try:
+                self.installer.withdraw(cert.file)
+            except CosmosError as exc:
+                log.warning("certificate_withdraw_failed", host=cert.names[0], file=cert.file, reason=str(exc))
+                continue
+            installed.discard(cert.file)
+            log.info("certificate_withdrawn", host=cert.names[0], file=cert.file)
 
     def next_due(self) -> float | None:
         """Monotonic time of the earliest backoff retry, if any name is backing off."""

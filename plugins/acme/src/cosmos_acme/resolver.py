@@ -34,6 +34,7 @@ class AcmeResolver:
         self._reloaded_at: float | None = None
         self._callbacks: list[Callable[[list[Certificate]], None]] = []
         self._hosts: list[str] | None = None
+        self._keep: list[str] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
         manager.on_change = self._changed
@@ -45,9 +46,11 @@ class AcmeResolver:
     def subscribe(self, callback: Callable[[list[Certificate]], None]) -> None:
         self._callbacks.append(callback)
 
-    def observe(self, hosts: list[str], reloaded: bool = False) -> None:
-        """The wanted names after a pass; ``reloaded``: that pass reloaded HAProxy (wait for its new worker)."""
+    def observe(self, hosts: list[str], reloaded: bool = False, keep: list[str] | tuple[str, ...] = ()) -> None:
+        """The wanted names after a pass; ``reloaded``: that pass reloaded HAProxy (wait for its new worker);
+        ``keep``: certificate files served from elsewhere (``--certs-dir``), never withdrawn."""
         self._hosts = list(hosts)
+        self._keep = list(keep)
         if reloaded:
             self._reloaded_at = time.time()
         if self._thread is None:
@@ -90,7 +93,7 @@ class AcmeResolver:
                     self._await_new_worker(self._reloaded_at)
                     self._reloaded_at = None
                 try:
-                    self.manager.sync(self._hosts)
+                    self.manager.sync(self._hosts, keep=self._keep)
                     self._worker_changed()
                 except Exception as exc:  # noqa: BLE001 - the thread must survive a bad pass
                     log.error("acme_sync_failed", error=f"{type(exc).__name__}: {exc}")
