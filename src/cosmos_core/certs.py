@@ -199,14 +199,15 @@ def scan_dir(path: str | Path, *, now: dt.datetime | None = None) -> tuple[list[
     return found, skipped
 
 
-def dir_signature(path: str | Path) -> tuple[tuple[str, int, int], ...] | None:
-    """A cheap fingerprint of the ``*.pem`` files of ``path``: ``(name, mtime ns, size)`` each, sorted;
-    ``None`` when the directory cannot be read.  A new, replaced or removed file changes it."""
+def dir_signature(path: str | Path) -> tuple[tuple[str, int, int, int], ...] | None:
+    """A cheap fingerprint of the ``*.pem`` files of ``path``: ``(name, mtime ns, size, inode)`` each,
+    sorted; ``None`` when the directory cannot be read.  A new, removed or rewritten file changes it
+    (also one renamed over the old, as certificate tools do); nothing is read but directory entries."""
     try:
         entries = [(e.name, e.stat()) for e in os.scandir(path) if e.name.endswith(".pem") and e.is_file()]
     except OSError:
         return None
-    return tuple(sorted((name, st.st_mtime_ns, st.st_size) for name, st in entries))
+    return tuple(sorted((name, st.st_mtime_ns, st.st_size, st.st_ino) for name, st in entries))
 
 
 def merge(*groups: Iterable[Certificate]) -> list[Certificate]:

@@ -170,3 +170,83 @@ def test_a_default_certificate_serves_names_without_one(haproxy_bin, tmp_path, c
     finally:
         proc.stop()
         backend.close()
+
+
+def test_certs_dir_changes_go_into_the_running_haproxy_through_the_runtime_api(haproxy_bin, tmp_path, ca) -> None:
+    """New, replaced and removed files of --certs-dir are served by the same HAProxy process (no reload,
+    no restart), the live directory follows, and a bad file is skipped with one warning."""
+    import os
+    from types import SimpleNamespace
+
+    from structlog.testing import capture_logs
+
+    from cosmos_core.builtin.haproxy_emitter import DEFAULT_TEMPLATE, HAProxyEmitter, tls_config
+    from cosmos_core.settings import Settings
+    from cosmos_core.tls_agent import attach
+
+    certs = tmp_path / "certs-in"
+    certs.mkdir()
+    (certs / "a.pem").write_bytes(ca.issue(["a.example.com"]))
+    backend = Backend("app")
+    payload = tmp_path / "payload.json"
+    payload.write_text(json.dumps({"table": "tls", "candidates": [
+        {"serviceName": name, "configMode": "host", "predicate": f"{name}.example.com",
+         "containers": [{"id": name, "ip": f"127.0.0.1:{backend.port}"}]} for name in ("a", "b")]}))
+    http_port, https_port = free_port(), free_port()
+    out, sock = tmp_path / "bundle" / "haproxy.cfg", tmp_path / "haproxy.sock"
+    env = {"COSMOS_BIND": f"127.0.0.1:{http_port}", "COSMOS_HTTPS_BIND": f"127.0.0.1:{https_port}"}
+    result = CliRunner().invoke(app, ["generate", str(payload), "--store", f"sqlite://{tmp_path}/s.db",
+                                      "--certs-dir", str(certs), "-o", str(out)], env=env)
+    assert result.exit_code == 0, result.stderr
+    out.write_text(localize(out.read_text(), sock))
+    proc = HAProxyProcess(haproxy_bin, out, [http_port, https_port])
+    settings = Settings(reloader="host", options={"certs_dir": str(certs), "haproxy_config": str(out),
+                                                  "haproxy_socket": str(sock), "https_bind": f"127.0.0.1:{https_port}"})
+    runtime = SimpleNamespace(emitter=HAProxyEmitter(DEFAULT_TEMPLATE, f"127.0.0.1:{http_port}", tls_config(settings)),
+                              settings=settings, certificate_resolver=None)
+    agent = SimpleNamespace(observers=[])
+    try:
+        wiring = attach(runtime, agent, poll=None)
+        assert wiring and agent.observers == [wiring.observe]
+        assert wiring.refresh() is False  # nothing changed: no file read
+        first = https_get(https_port, "a.example.com", cadata=ca.pem)[4]
+        with pytest.raises(ssl.SSLError):
+            https_get(https_port, "b.example.com", cadata=ca.pem)
+
+        # A new file: served at once by the running HAProxy, and written beside the live config.
+        (certs / "b.pem").write_bytes(ca.issue(["b.example.com"]))
+        with capture_logs() as logs:
+            agent.observers[0](SimpleNamespace(services=[]), SimpleNamespace(reloaded=False))  # after a pass
+        assert [(e["event"], e.get("file"), e.get("via")) for e in logs if e["event"].startswith("certificate_")] == [
+            ("certificate_added", "certs/b.pem", "runtime API")]
+        assert https_get(https_port, "b.example.com", cadata=ca.pem)[0] == 200
+        assert (out.parent / "crt-list").read_text() == "certs/a.pem\ncerts/b.pem\n"
+        assert (out.parent / "certs" / "b.pem").stat().st_mode & 0o777 == 0o600
+
+        # A replaced file (same name, new key): the new certificate serves.
+        (certs / "a.pem").write_bytes(ca.issue(["a.example.com"]))
+        stat = (certs / "a.pem").stat()
+        os.utime(certs / "a.pem", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert wiring.refresh() is True
+        assert https_get(https_port, "a.example.com", cadata=ca.pem)[4] != first
+
+        # A removed file leaves HAProxy and the live directory; a bad file is skipped with one warning.
+        (certs / "b.pem").unlink()
+        (certs / "bad.pem").write_bytes(b"not a certificate")
+        with capture_logs() as logs:
+            assert wiring.refresh() is True
+            (certs / "note.pem").write_bytes(ca.issue(["note.example.com"], days=-1, start_days=-5))  # expired
+            assert wiring.refresh() is True
+            assert wiring.refresh() is False
+        warnings = [(e["file"].rsplit("/", 1)[1], e["reason"][:7]) for e in logs if e["event"] == "certificate_skipped"]
+        assert warnings == [("bad.pem", "no PEM "), ("note.pem", "expired")]
+        with pytest.raises(ssl.SSLError):
+            https_get(https_port, "b.example.com", cadata=ca.pem)
+        assert not (out.parent / "certs" / "b.pem").exists()
+        assert (out.parent / "crt-list").read_text() == "certs/a.pem\n"
+        assert https_get(https_port, "a.example.com", cadata=ca.pem)[0] == 200  # the rest keeps serving
+        assert proc.proc.poll() is None  # one HAProxy process throughout
+        assert {c.name for c in runtime.emitter.tls.certificates} == {"a"}  # the next bundle agrees
+    finally:
+        proc.stop()
+        backend.close()
