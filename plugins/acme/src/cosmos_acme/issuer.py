@@ -15,10 +15,13 @@ from typing import Any, Callable
 from cosmos_core.errors import CosmosError
 
 USER_AGENT = "cosmos-acme/0.1"
+#: Seconds to wait after a ``rateLimited`` error that carries no ``Retry-After`` header.
+RATE_LIMIT_DEFAULT = 3600.0
 
 
 class AcmeError(CosmosError):
-    """An ACME step failed.  ``retry_after``: seconds the server asked to wait (rate limits), else None."""
+    """An ACME step failed.  ``retry_after``: seconds the server asked to wait (its ``Retry-After``
+    header, or :data:`RATE_LIMIT_DEFAULT` for a ``rateLimited`` error without one), else None."""
 
     def __init__(self, message: str, retry_after: float | None = None, kind: str = "error") -> None:
         super().__init__(message)
@@ -59,8 +62,13 @@ def _jwk(key_pem: bytes) -> Any:
     return josepy.JWKEC(key=serialization.load_pem_private_key(key_pem, password=None))
 
 
-def _translate(exc: BaseException, step: str) -> AcmeError:
-    """One-line AcmeError for a library or network exception."""
+def _translate(exc: BaseException, step: str, retry_after: float | None = None) -> AcmeError:
+    """One-line AcmeError for a library or network exception.
+
+    ``retry_after``: seconds from the failing response's ``Retry-After`` header
+    (None: it had none); a ``rateLimited`` error without one waits
+    :data:`RATE_LIMIT_DEFAULT` seconds.
+    """
     import requests
     from acme import errors, messages
 
@@ -68,8 +76,9 @@ def _translate(exc: BaseException, step: str) -> AcmeError:
         return exc
     if isinstance(exc, messages.Error):
         kind = (exc.typ or "").rsplit(":", 1)[-1] or "error"
-        return AcmeError(f"{step}: {kind}: {exc.detail or exc.title or exc}", kind=kind,
-                         retry_after=3600.0 if kind == "rateLimited" else None)
+        if kind == "rateLimited" and retry_after is None:
+            retry_after = RATE_LIMIT_DEFAULT
+        return AcmeError(f"{step}: {kind}: {exc.detail or exc.title or exc}", kind=kind, retry_after=retry_after)
     if isinstance(exc, errors.ValidationError):
         details = "; ".join(
             f"{authz.body.identifier.value}: {getattr(ch.error, 'detail', None) or ch.status}"
@@ -80,7 +89,28 @@ def _translate(exc: BaseException, step: str) -> AcmeError:
         return AcmeError(f"{step}: the ACME server did not finish the order in time", kind="timeout")
     if isinstance(exc, requests.RequestException):
         return AcmeError(f"{step}: ACME server unreachable ({type(exc).__name__}: {_short(exc)})", kind="unreachable")
-    return AcmeError(f"{step}: {type(exc).__name__}: {_short(exc)}")
+    return AcmeError(f"{step}: {type(exc).__name__}: {_short(exc)}", retry_after=retry_after)
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date (RFC 9110 10.2.3).
+
+    Returns None for a missing or unreadable value; a date in the past is 0.
+    """
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, (when - (now or dt.datetime.now(dt.timezone.utc))).total_seconds())
 
 
 def _short(exc: BaseException) -> str:
@@ -122,15 +152,33 @@ class Issuer:
             self._client = acme
             return Account(key_pem, regr.json_dumps())
         except Exception as exc:  # noqa: BLE001 - mapped to one line
-            raise _translate(exc, "account") from None
+            raise _translate(exc, "account", self._retry_after()) from None
 
     def _net(self, key_pem: bytes, regr: Any) -> Any:
         import josepy
         from acme import client
 
+        class Network(client.ClientNetwork):
+            """Remembers the last response, so a failure's ``Retry-After`` can be read."""
+
+            last_response: Any = None
+
+            def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+                self.last_response = None  # a network error must not see an earlier answer's header
+                self.last_response = super()._send_request(method, url, *args, **kwargs)
+                return self.last_response
+
         verify: Any = self.ca_bundle or True
-        return client.ClientNetwork(_jwk(key_pem), account=regr, alg=josepy.ES256, verify_ssl=verify,
-                                    user_agent=USER_AGENT, timeout=int(self.timeout))
+        self._network = Network(_jwk(key_pem), account=regr, alg=josepy.ES256, verify_ssl=verify,
+                                user_agent=USER_AGENT, timeout=int(self.timeout))
+        return self._network
+
+    def _retry_after(self) -> float | None:
+        """Seconds the last response asked to wait (``Retry-After``) if it was an error, else None."""
+        response = getattr(getattr(self, "_network", None), "last_response", None)
+        if response is None or response.ok:
+            return None
+        return parse_retry_after(response.headers.get("Retry-After"))
 
     def issue(self, names: list[str], publish: Callable[[str, str], None],
               unpublish: Callable[[str], None]) -> tuple[bytes, bytes]:
@@ -164,7 +212,7 @@ class Issuer:
             order = order.update(authorizations=[self._await(authz, deadline) for authz in order.authorizations])
             order = self._client.finalize_order(order, deadline)
         except Exception as exc:  # noqa: BLE001 - mapped to one line
-            raise _translate(exc, "order") from None
+            raise _translate(exc, "order", self._retry_after()) from None
         finally:
             for token in tokens:
                 try:

@@ -19,9 +19,9 @@ HAProxy (``del ssl crt-list`` / ``del ssl cert``, no reload) and from what
 the stored copy stays, so a service that claims the name again is served at
 once without a new order.
 
-A failure backs the name off (60 s doubling to 6 h, or the server's rate-limit
-wait) with one log line per state change: the first failure, a different
-cause, the recovery.  Private keys are never logged.
+A failure backs the name off (60 s doubling to 6 h, and never sooner than
+the ACME server's ``Retry-After``, e.g. on a ``rateLimited`` error) with one
+log line per state change: the first failure, a different cause, the recovery.  Private keys are never logged.
 """
 
 from __future__ import annotations
@@ -237,10 +237,12 @@ class CertificateManager:
     def _failed(self, host: str, state: NameState, exc: CosmosError) -> str:
         cause = getattr(exc, "kind", type(exc).__name__)  # a new cause is a state change; a new token is not
         state.failures += 1
-        wait = getattr(exc, "retry_after", None) or backoff_delay(state.failures)
+        asked = getattr(exc, "retry_after", None)  # the server's Retry-After: never retry sooner
+        wait = max(asked, backoff_delay(state.failures)) if asked is not None else backoff_delay(state.failures)
         state.next_try = self.clock() + wait
         if state.state != "failing" or state.reason != cause:
-            log.warning("acme_failed", host=host, reason=str(exc), retry_in_s=round(wait))
+            extra = {"retry_after_s": round(asked)} if asked is not None else {}
+            log.warning("acme_failed", host=host, reason=str(exc), retry_in_s=round(wait), **extra)
         state.state, state.reason = "failing", cause
         return "failed"
 
