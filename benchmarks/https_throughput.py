@@ -10,6 +10,7 @@ measured service's certificate carries ``localhost`` besides its own name, and
 the Host header selects the service.
 
     .venv/bin/python benchmarks/https_throughput.py --duration 10
+    .venv/bin/python benchmarks/https_throughput.py --runs 1 --duration 1 --connections 4   # smoke
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--rounds", "--runs", type=int, default=3, dest="rounds",
+                        help="interleaved rounds; the median is reported (smoke: --runs 1 --duration 1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cosmos-https-bench-") as tmp:
         work = Path(tmp)

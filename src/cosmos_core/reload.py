@@ -21,12 +21,17 @@ A reloader that installs files and then reloads HAProxy subclasses
    remembered, the previous files stay, the error propagates (not retryable);
 3. **pending retry**: installed but ``reload_haproxy`` failed: the error propagates and
    the next ``apply`` installs and reloads again, even if the files match.
+
+:meth:`~InstallingReloader.adopt` records auxiliary files that changed in the
+running HAProxy without a reload (certificates through the runtime API, https)
+and were written beside the live config: the next bundle that carries them is
+then *unchanged*, not a reason to reload.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ReloadOutcome
@@ -64,6 +69,28 @@ class InstallingReloader(ABC):
         self._pending = False
         self._applied = (self.target(), bundle)
         return ReloadOutcome(True)
+
+    def adopt(self, files: Mapping[str, bytes | None]) -> bool:
+        """Remember auxiliary ``files`` (``None``: removed) as live: HAProxy already serves them and
+        they are installed beside the config.  False (nothing remembered, the next bundle reloads)
+        while no bundle is known to be live, a reload is pending, or ``files`` names the main file."""
+        if self._pending or self._applied is None:
+            return False
+        target, bundle = self._applied
+        if bundle.main in files:
+            return False
+        merged = dict(bundle.files)
+        for path, data in files.items():
+            if data is None:
+                merged.pop(path, None)
+            else:
+                merged[path] = data
+        self._applied = (target, Bundle(merged, bundle.main))
+        return True
+
+    def forget(self) -> None:
+        """Trust no record of what is live: the next :meth:`apply` compares with the live files."""
+        self._applied = None
 
     @abstractmethod
     def target(self) -> Hashable:

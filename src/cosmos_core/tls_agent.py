@@ -3,10 +3,13 @@
 * The emitter serves the certificates you bring (``certs_dir``) plus every
   certificate the resolver serves, from the first render on (a restart starts
   from the truth).  Whenever that set changes, the emitter's certificate set is
-  replaced (the next bundle carries it) and, with the ``host`` reloader, the
-  certificate files and crt-list are written beside the live config at once
-  (files of certificates no longer served are removed), so a later reload or
-  restart loads what HAProxy already serves.
+  replaced (the next bundle carries it) and the changed certificate files and
+  crt-list are written beside the live config at once (``put_files`` of the
+  ``host`` and ``docker-exec`` reloaders; files of certificates no longer
+  served are removed), so a later reload or restart loads what HAProxy already
+  serves.  When HAProxy already serves the change (runtime API), the reloader
+  records the files as applied (``adopt``): the next pass reloads only if
+  something else changed, so a certificate costs no reload at all.
 * ``certs_dir`` is re-read when it changes: checked after every pass and every
   :data:`CERTS_DIR_POLL` seconds, by names, sizes and mtimes only (no file is
   read while nothing changed).  A new or replaced file goes into the running
@@ -62,6 +65,8 @@ class HTTPSWiring:
         self.skipped: dict[str, tuple[str, Any]] = {}  # file -> (reason, its signature entry): warned once
         if self.certs_dir and self.signature is not None:
             self._note_skipped(scan_dir(self.certs_dir)[1], warn=False)  # tls_config warned at start
+        self.reloader: Any = getattr(runtime, "reloader", None)
+        self._files: dict[str, bytes] = {}  # the HTTPS files last published
         self._api: Any = None
         self._api_made = False
         self._lock = threading.RLock()
@@ -69,24 +74,51 @@ class HTTPSWiring:
 
     # ------------------------------------------------------------------ serving
 
-    def publish(self) -> None:
-        """Give the emitter the current certificate set (and, with the host reloader, the live directory)."""
+    def publish(self, live: bool = False) -> None:
+        """Give the emitter the current certificate set, and put the changed HTTPS files beside the live config.
+
+        ``live``: HAProxy already serves the change (through its runtime API);
+        then the reloader also records the files as applied, so the next pass
+        reloads only if something else changed.
+        """
         with self._lock:
-            before = {c.file for c in self.emitter.tls.certificates} if self.emitter.tls else set()
             self.emitter.tls = self.base.with_certificates(merge(self.acme, self.brought))
-            config = self.settings.options.get("haproxy_config")
-            if self.settings.reloader == "host" and config:  # between passes: the next bundle carries them too
-                directory = Path(config).parent
-                write_files(directory, self.emitter.files())
-                for gone in before - {c.file for c in self.emitter.tls.certificates}:
-                    (directory / gone).unlink(missing_ok=True)
+            files = self.emitter.files()
+            changed: dict[str, bytes | None] = {p: d for p, d in files.items() if self._files.get(p) != d}
+            changed |= {p: None for p in self._files.keys() - files.keys()}
+            first, self._files = not self._files, files
             log.info("certificates_updated", count=len(self.emitter.tls.certificates))
+            if not changed:
+                return
+            put = getattr(self.reloader, "put_files", None)
+            config = self.settings.options.get("haproxy_config")
+            host_dir = Path(config).parent if put is None and self.settings.reloader == "host" and config else None
+            if (put is None or first) and host_dir is None:
+                return  # nowhere to write (the first bundle installs them; the container may not run yet)
+            # Adopt before writing: a pass that the write itself triggers (a Docker exec event) then finds
+            # the bundle unchanged.  A failed write forgets what is live, so the next pass reloads.
+            adopt = getattr(self.reloader, "adopt", None)
+            adopted = bool(live and adopt is not None and adopt(changed))
+            try:
+                if put is not None:
+                    put(changed)
+                else:
+                    write_files(host_dir, {p: d for p, d in changed.items() if d is not None})
+                    for gone in (p for p, d in changed.items() if d is None):
+                        (host_dir / gone).unlink(missing_ok=True)
+            except (CosmosError, OSError) as exc:
+                if adopted:
+                    self.reloader.forget()
+                log.warning("certificate_files_not_written", reason=str(exc), via="next reload")
+                return
+            if adopted:
+                log.info("certificate_files_live", files=sorted(changed))
 
     def on_acme(self, certificates: list[Certificate]) -> None:
         """The resolver's served set changed."""
         with self._lock:
             self.acme = list(certificates)
-            self.publish()
+            self.publish(live=True)  # issued / renewed / withdrawn through the runtime API
 
     def api(self) -> Any:
         """The runtime API of the HAProxy under control, or None (made once)."""
@@ -125,8 +157,8 @@ class HTTPSWiring:
             acme_files = {c.file for c in self.acme}
             changes += [("removed", old[n]) for n in sorted(old.keys() - new.keys()) if old[n].file not in acme_files]
             self.brought = found
-            self._install(changes)
-            self.publish()
+            served = self._install(changes)
+            self.publish(live=served)
         return True
 
     def _note_skipped(self, skipped: list[tuple[str, str]], warn: bool) -> None:
@@ -139,14 +171,17 @@ class HTTPSWiring:
             now[file] = state
         self.skipped = now
 
-    def _install(self, changes: list[tuple[str, Certificate]]) -> None:
-        """Each change into the running HAProxy through its runtime API (one log line each)."""
+    def _install(self, changes: list[tuple[str, Certificate]]) -> bool:
+        """Each change into the running HAProxy through its runtime API (one log line each); True when
+        every change is served now."""
         from cosmos_core.haproxy import tls_runtime
 
         api = self.api() if changes else None
+        served = True
         for action, cert in changes:
             if api is None:
                 log.info("certificate_" + action, file=cert.file, via="next reload")
+                served = False
                 continue
             try:
                 if action == "removed":
@@ -156,8 +191,10 @@ class HTTPSWiring:
             except (CosmosError, ValueError) as exc:
                 log.warning("certificate_runtime_failed", file=cert.file, action=action, reason=str(exc),
                             via="next reload")
+                served = False
                 continue
             log.info("certificate_" + action, file=cert.file, names=list(cert.names), via="runtime API")
+        return served
 
     def poll(self, interval: float = CERTS_DIR_POLL) -> None:
         """Check ``certs_dir`` every ``interval`` seconds on a daemon thread (until :meth:`close`)."""
@@ -186,7 +223,7 @@ class HTTPSWiring:
                                   keep=[c.file for c in self.brought])
 
 
-def attach(runtime: Any, agent: Any, poll: float | None = CERTS_DIR_POLL) -> HTTPSWiring | None:
+def attach(runtime: Any, agent: Any, poll: float | None = CERTS_DIR_POLL) -> "HTTPSWiring | None":
     """Write the HTTPS files and connect ``certs_dir`` re-reading and ``runtime.certificate_resolver`` (if
     any) to the emitter and ``agent``; None (falsy) when HTTPS is off (the emitter renders no TLS).
 
@@ -196,6 +233,7 @@ def attach(runtime: Any, agent: Any, poll: float | None = CERTS_DIR_POLL) -> HTT
     if base is None:
         return None
     wiring = HTTPSWiring(runtime, base)
+    wiring.reloader = getattr(agent, "reloader", None) or wiring.reloader
     resolver = wiring.resolver
     wiring.on_acme(resolver.certificates() if resolver is not None else [])
     if resolver is not None:

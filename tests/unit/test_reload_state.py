@@ -85,3 +85,20 @@ def test_a_failed_reload_is_pending_and_done_again_although_the_files_match() ->
     assert fake.apply(TWO, None).reloaded
     assert fake.steps == ["install", "reload"] and not fake.pending
     assert fake.apply(TWO, TWO).reason == UNCHANGED
+
+
+def test_files_changed_at_run_time_are_adopted_so_the_bundle_carrying_them_is_unchanged() -> None:
+    fake = Fake()
+    assert not fake.adopt({"certs/a.pem": b"A"})  # nothing known to be live yet
+    assert fake.apply(TWO, None).reloaded
+    assert fake.adopt({"certs/a.pem": b"A", "maps/m.map": None})  # one added, one removed at run time
+    carrying = Bundle.of("two\n", {"certs/a.pem": b"A"})
+    outcome = fake.apply(carrying, TWO)
+    assert not outcome.reloaded and outcome.reason == UNCHANGED
+    assert not fake.adopt({"haproxy.cfg": b"other\n"})  # never the main file
+    fake.forget()  # a failed write: the next apply compares with the live files, which lack it
+    assert fake.apply(Bundle.of("two\n", {"certs/a.pem": b"B"}), carrying).reloaded
+    fake.reload_fails = 1
+    with pytest.raises(ReloadError):
+        fake.apply(ONE, None)
+    assert not fake.adopt({"certs/a.pem": b"A"})  # a reload is pending: nothing to adopt into

@@ -19,9 +19,10 @@ from __future__ import annotations
 import shlex
 import socket
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
-from cosmos_core.bundle import Bundle, install, read_installed
+from cosmos_core.bundle import Bundle, check_path, install, read_installed
 from cosmos_core.contracts import Provides, Setting
 from cosmos_core.errors import ReloadError, ValidationError
 from cosmos_core.hookspecs import hookimpl
@@ -57,6 +58,18 @@ class HostReloader(InstallingReloader):
         except OSError:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def put_files(self, files: Mapping[str, bytes | None]) -> None:
+        """Write (``None``: remove) auxiliary files beside the live config, each atomically, private keys
+        ``0600``; no check, no reload (https: certificates HAProxy already serves through its runtime API)."""
+        from cosmos_core.certs import write_files
+
+        try:
+            write_files(self.path.parent, {check_path(p): d for p, d in files.items() if d is not None})
+            for path in sorted(p for p, d in files.items() if d is None):
+                (self.path.parent / check_path(path)).unlink(missing_ok=True)
+        except OSError as exc:
+            raise ReloadError(f"cannot write beside {self.path}: {exc.strerror}") from None
 
     def live(self, bundle: Bundle) -> Bundle | None:
         try:

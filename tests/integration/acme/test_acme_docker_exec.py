@@ -83,7 +83,18 @@ def test_acme_through_docker_exec_issues_answers_installs_and_withdraws_without_
     assert api.show_map("maps/acme-challenges.map") == {}  # the challenge answer is gone after the order
     assert "PRIVATE KEY" not in agent.log_path.read_text()
 
-    # A second service makes the agent reload: the bundle now carries the certificate, key file mode 0600.
+    # The certificate file is beside the live config in the container already (mode 0600), and the
+    # reloader counts it as applied: a pass that changes nothing else does not reload for it.
+    mode = proxy.exec_run(["stat", "-c", "%a", f"{HAPROXY_CFG_DIR}/{CERT}"]).output.decode().strip()
+    assert mode == "600"
+    assert proxy.exec_run(["cat", f"{HAPROXY_CFG_DIR}/crt-list"]).output.decode() == f"{CERT}\n"
+    skipped = len(agent.events("reload_skipped"))
+    env.backend("bystander")  # no cosmos labels: a Docker event and a pass, no new route
+    agent.wait_event("reload_skipped", count=skipped + 1)
+    assert len(agent.events("reload")) == routed
+    assert proxy.logs().decode().count("Loading success") == loads
+
+    # A second service makes the agent reload: the bundle carries the certificate, key file mode 0600.
     env.backend("other", service="other", predicate="other.example.test", port="8080", https="off")
     agent.wait_event("reload", count=routed + 1)
     wait_for_log(proxy, "Loading success", count=loads + 1)

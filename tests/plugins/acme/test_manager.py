@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from structlog.testing import capture_logs
 
@@ -141,3 +143,26 @@ def test_a_name_no_service_claims_is_withdrawn_but_stays_stored_for_reuse(parts)
     # A file served from elsewhere (--certs-dir under the same name) is never withdrawn.
     assert manager.sync(["a.test"], keep=["certs/b.test.pem"]) == {"a.test": "valid"}
     assert "certs/b.test.pem" in installer.certs
+
+
+def test_after_a_reload_the_resolver_waits_for_a_worker_other_than_the_one_before() -> None:
+    """Two reloads within a second: the old worker's start time is as recent as the reload, so only
+    its PID tells it apart (a certificate sent to it would be lost with it)."""
+    import time as _time
+
+    from cosmos_acme.resolver import AcmeResolver
+
+    now = int(_time.time())
+    answers = iter([("10", now), ("10", now), ("10", now), ("11", now)])
+
+    class Installer:
+        asked = 0
+
+        def worker_info(self):  # type: ignore[no-untyped-def]
+            Installer.asked += 1
+            return next(answers)
+
+    manager = SimpleNamespace(installer=Installer(), on_change=None)
+    resolver = AcmeResolver(manager)  # type: ignore[arg-type]
+    resolver._await_new_worker(_time.time(), before="10", timeout=30)
+    assert Installer.asked == 4

@@ -90,20 +90,23 @@ class AcmeResolver:
             if woken or (due is not None and now >= due) or now - last_sync >= self.check_interval \
                     or self._worker_changed():
                 if self._reloaded_at is not None:
-                    self._await_new_worker(self._reloaded_at)
+                    self._await_new_worker(self._reloaded_at, self._worker)
                     self._reloaded_at = None
+                    self._worker_changed()  # the worker the sync talks to
                 try:
                     self.manager.sync(self._hosts, keep=self._keep)
-                    self._worker_changed()
                 except Exception as exc:  # noqa: BLE001 - the thread must survive a bad pass
                     log.error("acme_sync_failed", error=f"{type(exc).__name__}: {exc}")
+                if self._worker_changed():  # a reload during the sync: its new worker may lack what was installed
+                    self._wake.set()
                 last_sync = now
 
-    def _await_new_worker(self, since: float, timeout: float = 10.0) -> None:
+    def _await_new_worker(self, since: float, before: str | None = None, timeout: float = 10.0) -> None:
         """After a reload, wait until the worker that answers the runtime API is the new one.
 
         Challenge answers and certificates sent to the old worker would be lost with it.
-        A worker started within a second of the reload, or a change of PID, counts as new.
+        A PID other than ``before`` (the worker known before the reload) counts as new; without
+        ``before``, a worker started within a second of the reload, or a change of PID.
         """
         installer = self.manager.installer
         if installer is None:
@@ -115,7 +118,9 @@ class AcmeResolver:
                 pid, started = installer.worker_info()
             except Exception:  # noqa: BLE001 - mid-reload: ask again
                 pid, started = "", 0
-            if pid and (started >= int(since) - 1 or (first is not None and pid != first)):
+            if pid and before is not None and pid != before:
+                return
+            if pid and before is None and (started >= int(since) - 1 or (first is not None and pid != first)):
                 return
             first = first or pid or None
             time.sleep(0.05)

@@ -38,7 +38,7 @@ import io
 import posixpath
 import shlex
 import tarfile
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,6 +215,34 @@ def runtime_exec(config: str, config_path: str, line: str, host: str, port: int)
     return Exec(["sh", "-c", script], env)
 
 
+def files_exec(files: Mapping[str, bytes | None], config_path: str) -> Exec:
+    """The exec that writes (``None``: removes) auxiliary files beside ``config_path``, no check, no reload.
+
+    Each file is written beside its target (private keys under ``umask 077``,
+    mode 0600) and moved over it, so HAProxy never reads half a file.  Exit
+    codes: 0 done, :data:`EXIT_INSTALL` a file could not be written.
+    """
+    q = shlex.quote
+    env: dict[str, str] = {}
+    lines = [f"d={q(posixpath.dirname(config_path) or '.')}"]
+    for index, (path, data) in enumerate(sorted(files.items())):
+        target = _under("$d", path)
+        if data is None:
+            lines.append(f"rm -f {target} || exit {EXIT_INSTALL}")
+            continue
+        if b"\0" in data:
+            raise ReloadError(f"docker-exec carries text files only; {path} holds NUL bytes", invalid=True)
+        pieces = chunks(data.decode("utf-8"))
+        env.update({f"COSMOS_AUX{index}_{i}": piece for i, piece in enumerate(pieces)})
+        parts = " ".join(f'"$COSMOS_AUX{index}_{i}"' for i in range(len(pieces)))
+        new = _under("$d", path + ".cosmos-new")
+        write = f"printf '%s' {parts} > {new}"
+        if secret(path):
+            write = f"( umask 077 && {write} && chmod 600 {new} )"
+        lines.append(f'mkdir -p "$(dirname {target})" && {write} && mv -f {new} {target} || exit {EXIT_INSTALL}')
+    return Exec(["sh", "-c", "\n".join(lines) + "\n"], env)
+
+
 def untar(chunks: Any) -> dict[str, bytes]:
     """``{name: bytes}`` of the regular files in a ``get_archive`` stream (names without the top directory)."""
     buf = io.BytesIO(b"".join(chunks))
@@ -378,6 +406,26 @@ class DockerExecReloader(InstallingReloader):
             raise ReloadError(
                 f"could not install the config in {self.container_name} (exit {result.exit_code}): {output[-500:]}"
             )
+
+    def put_files(self, files: Mapping[str, bytes | None]) -> None:
+        """Write (``None``: remove) auxiliary files beside the live config in the container: one exec,
+        no check, no reload (https: certificates HAProxy already serves through its runtime API).
+
+        Raises :class:`ReloadError` when the container is missing or a file cannot be written.
+        """
+        import docker.errors
+
+        if posixpath.basename(self.config_path) in files:
+            raise ReloadError("put_files writes auxiliary files only, not the main config", invalid=True)
+        try:
+            job = files_exec(files, self.config_path)
+            result = self._container().exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
+        except docker.errors.DockerException as exc:
+            self._client = None
+            raise ReloadError(f"HAProxy container {self.container_name!r}: {exc}") from None
+        if result.exit_code != 0:
+            output = one_line(result.output.decode("utf-8", errors="replace"))
+            raise ReloadError(f"could not write files in {self.container_name} (exit {result.exit_code}): {output[-300:]}")
 
     def check_bundle(self, bundle: Bundle) -> str | None:
         """``haproxy -c`` on a copy of ``bundle`` inside the HAProxy container (one exec; nothing live is touched).

@@ -181,3 +181,22 @@ def test_private_key_files_are_staged_and_installed_with_mode_0600(tmp_path: Pat
     modes = {p: (tmp_path / p).stat().st_mode & 0o777 for p in files}
     assert modes == {"certs/a.pem": 0o600, "certs/old.pem": 0o600, "crt-list": 0o644, "tls/b.key": 0o600}
     assert (tmp_path / "certs" / "old.pem").read_text() == "new key\n"
+
+
+def test_files_exec_writes_and_removes_auxiliary_files_without_a_check_or_reload(tmp_path: Path) -> None:
+    live = tmp_path / "haproxy.cfg"
+    live.write_text(GOOD)
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "gone.pem").write_text("old\n")
+    job = reloader.files_exec({"certs/new.pem": b"PEM\n", "crt-list": b"certs/new.pem\n", "certs/gone.pem": None},
+                              str(live))
+
+    done = run(job)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "certs" / "new.pem").read_text() == "PEM\n"
+    assert (tmp_path / "certs" / "new.pem").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "crt-list").read_text() == "certs/new.pem\n"
+    assert not (tmp_path / "certs" / "gone.pem").exists()
+    assert sorted(p.name for p in (tmp_path / "certs").iterdir()) == ["new.pem"]  # no temporary file left
+    assert live.read_text() == GOOD
