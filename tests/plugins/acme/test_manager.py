@@ -128,20 +128,22 @@ def test_a_name_no_service_claims_is_withdrawn_but_stays_stored_for_reuse(parts)
     manager, issuer, installer, storage, _ = parts
     changes = []
     manager.on_change = changes.append
-    assert manager.sync(["a.test", "b.test"]) == {"a.test": "issued", "b.test": "issued"}
+    assert manager.sync(["a.test", "b.test"], complete=True) == {"a.test": "issued", "b.test": "issued"}
     with capture_logs() as logs:
-        assert manager.sync(["a.test"]) == {"a.test": "valid"}
-        assert manager.sync(["a.test"]) == {"a.test": "valid"}  # withdrawn once, logged once
+        assert manager.sync(["a.test"], complete=True) == {"a.test": "valid"}
+        assert manager.sync(["a.test"], complete=True) == {"a.test": "valid"}  # withdrawn once, logged once
     assert installer.certs.keys() == {"certs/a.test.pem"}
     assert [(e["event"], e["host"]) for e in logs] == [("certificate_withdrawn", "b.test")]
     assert [c.name for c in changes[-1]] == ["a.test"] and len(changes) == 2  # the next bundle drops it
     assert [c.name for c in manager.certificates()] == ["a.test"]
     assert storage.get("cert/b.test") is not None  # kept for reuse
     # Claimed again: served from the store at once, no new order.
-    assert manager.sync(["a.test", "b.test"]) == {"a.test": "valid", "b.test": "installed"}
+    assert manager.sync(["a.test", "b.test"], complete=True) == {"a.test": "valid", "b.test": "installed"}
     assert len(issuer.orders) == 2 and [c.name for c in changes[-1]] == ["a.test", "b.test"]
+    # A partial list (not complete) withdraws nothing.
+    assert manager.sync(["a.test"]) == {"a.test": "valid"} and "certs/b.test.pem" in installer.certs
     # A file served from elsewhere (--certs-dir under the same name) is never withdrawn.
-    assert manager.sync(["a.test"], keep=["certs/b.test.pem"]) == {"a.test": "valid"}
+    assert manager.sync(["a.test"], keep=["certs/b.test.pem"], complete=True) == {"a.test": "valid"}
     assert "certs/b.test.pem" in installer.certs
 
 

@@ -126,19 +126,22 @@ class CertificateManager:
         wanted = None if self.wanted is None else {safe_name(host) for host in self.wanted}
         return [cert for name, cert in sorted(stored.items()) if wanted is None or name in wanted]
 
-    def sync(self, hosts: Iterable[str], keep: Iterable[str] = ()) -> dict[str, str]:
-        """Bring every host to a served, fresh certificate, and withdraw the rest; returns ``{host: outcome}``.
+    def sync(self, hosts: Iterable[str], keep: Iterable[str] = (), complete: bool = False) -> dict[str, str]:
+        """Bring every host to a served, fresh certificate; returns ``{host: outcome}``.
 
         Outcomes: ``valid`` (stored and served), ``installed`` (stored, now
         served), ``issued`` / ``renewed``, ``refused`` (wildcard), ``backoff``,
-        ``leased`` (another agent is issuing it), ``failed``.  A stored
-        certificate of a name not in ``hosts`` leaves HAProxy unless its file
-        (``certs/<name>.pem``) is in ``keep`` (files served from elsewhere,
-        e.g. ``--certs-dir``).  ``on_change`` is called when the served set changed.
+        ``leased`` (another agent is issuing it), ``failed``.  With
+        ``complete`` (``hosts`` is every name wanted, as the agent's resolver
+        passes it), a stored certificate of a name not in ``hosts`` leaves
+        HAProxy and :meth:`certificates`, unless its file (``certs/<name>.pem``)
+        is in ``keep`` (served from elsewhere, e.g. ``--certs-dir``).
+        ``on_change`` is called when the served set changed.
         """
         hosts = sorted(set(hosts))
         with self._lock:
-            self.wanted = set(hosts)
+            if complete:
+                self.wanted = set(hosts)
             stored = self._stored()
             try:
                 installed = self.installer.installed() if self.installer else set()
@@ -146,7 +149,8 @@ class CertificateManager:
                 log.warning("acme_runtime_api_unreachable", reason=str(exc))
                 installed = set()
             outcomes = {host: self._one(host, stored.get(safe_name(host)), installed) for host in hosts}
-            self._withdraw(stored, installed, set(keep))
+            if complete:
+                self._withdraw(stored, installed, set(keep))
             served = self.certificates()
         report = frozenset((c.name, c.fingerprint) for c in served)
         if self.on_change and report != self._reported:

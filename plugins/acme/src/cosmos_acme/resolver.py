@@ -94,7 +94,7 @@ class AcmeResolver:
                     self._reloaded_at = None
                     self._worker_changed()  # the worker the sync talks to
                 try:
-                    self.manager.sync(self._hosts, keep=self._keep)
+                    self.manager.sync(self._hosts, keep=self._keep, complete=True)
                 except Exception as exc:  # noqa: BLE001 - the thread must survive a bad pass
                     log.error("acme_sync_failed", error=f"{type(exc).__name__}: {exc}")
                 if self._worker_changed():  # a reload during the sync: its new worker may lack what was installed
