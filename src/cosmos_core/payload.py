@@ -11,6 +11,12 @@ snapshot (see :class:`~cosmos_core.model.Snapshot`).
 
 Every error is a :class:`ValidationError` whose field is the JSON path in the
 payload, e.g. ``candidateServices[1].containers[0].ip``.
+
+Unknown fields are refused, not ignored (a misspelled ``predicat`` would lose
+the predicate silently): the error names the field's path and its value.  The
+known fields are the ones above, plus each option declared in
+:mod:`cosmos_core.options` (its camelCase ``payload`` name), on the object
+that option belongs to.
 """
 
 from __future__ import annotations
@@ -36,6 +42,12 @@ from cosmos_core.validate import (
     check_predicate,
     split_address,
 )
+
+#: Fields each payload object may carry (besides the declared options): both dialects.
+_TOP_FIELDS = frozenset({"tableName", "table", "runningServices", "running", "candidateServices", "candidates", "host"})
+_CONTAINER_FIELDS = frozenset({"id", "ip", "address", "port"})
+_RUNNING_FIELDS = _CONTAINER_FIELDS | {"serviceName"}
+_CANDIDATE_FIELDS = frozenset({"serviceName", "configMode", "predicate", "cookie", "port", "containers"})
 
 _ALIASES = {
     "table": ("tableName", "table"),
@@ -71,6 +83,7 @@ def _too_deep(text: str | bytes) -> ValidationError:
 def parse(data: Any) -> Snapshot:
     """Validate a decoded payload and build the snapshot."""
     _expect(isinstance(data, dict), "payload", data, "must be a JSON object")
+    _known_only(data, _TOP_FIELDS, {}, "")
     table_key, table = _pick(data, "table")
     if table is not None:
         check_name(table, table_key)
@@ -104,8 +117,9 @@ def _items(key: str, value: Any) -> Iterable[tuple[str, dict[str, Any]]]:
         yield path, item
 
 
-def _container(path: str, item: dict[str, Any]) -> Container:
+def _container(path: str, item: dict[str, Any], fields: frozenset[str] = _CONTAINER_FIELDS) -> Container:
     """A container from ``{id, ip[, port]}``; a separate ``port`` must agree with ``ip``'s."""
+    _known_only(item, fields, opts.CONTAINER_OPTIONS, path)
     ip = item.get("ip", item.get("address"))
     host, ip_port = split_address(ip, f"{path}.ip")
     port = check_port(item.get("port"), f"{path}.port")
@@ -121,10 +135,11 @@ def _container(path: str, item: dict[str, Any]) -> Container:
 def _running(key: str, value: Any) -> Iterable[RunningContainer]:
     for path, item in _items(key, value):
         name = check_name(item.get("serviceName"), f"{path}.serviceName")
-        yield RunningContainer(service=name, container=_container(path, item))
+        yield RunningContainer(service=name, container=_container(path, item, _RUNNING_FIELDS))
 
 
 def _candidate(path: str, item: dict[str, Any]) -> Service:
+    _known_only(item, _CANDIDATE_FIELDS, opts.SERVICE_OPTIONS, path)
     name = check_name(item.get("serviceName"), f"{path}.serviceName")
     mode = check_mode(item.get("configMode"), f"{path}.configMode")
     predicate = check_predicate(item.get("predicate"), f"{path}.predicate")
@@ -159,6 +174,16 @@ def _merge_candidates(key: str, value: Any) -> Iterable[Service]:
             path = first_path
         merged[service.name] = (path, service)
     return (service for _, service in merged.values())
+
+
+def _known_only(item: dict[str, Any], fields: frozenset[str], specs: dict[str, opts.OptionSpec], path: str) -> None:
+    """Refuse the first field (in payload order) that is neither in ``fields`` nor a declared option of ``specs``."""
+    for name, value in item.items():
+        if name in fields or any(spec.payload == name for spec in specs.values()):
+            continue
+        where = f"{path}.{name}" if path else str(name)
+        known = sorted(fields | {str(spec.payload) for spec in specs.values() if spec.payload})
+        raise ValidationError(where, value, f"unknown field (known here: {', '.join(known)})")
 
 
 def _expect(ok: bool, field_name: str, value: Any, reason: str) -> None:

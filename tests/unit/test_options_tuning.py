@@ -100,8 +100,11 @@ def test_durations_are_explicit_about_units() -> None:
 
 
 def test_internal_grace_mark_cannot_be_set_from_outside() -> None:
-    snapshot = payload.parse(request({"emptySince": 1, "empty_since": 1}))
-    assert snapshot.candidates[0].options == ()
+    # Not a payload field: refused as unknown (issue 10: unknown fields are never silently ignored).
+    for field in ("emptySince", "empty_since"):
+        with pytest.raises(ValidationError) as refused:
+            payload.parse(request({field: 1}))
+        assert refused.value.field == f"candidates[0].{field}"
     attrs = docker_attrs({"cosmos.empty-since": "1", "cosmos.": "1"})
     assert labels.parse(attrs).entry.service.options == ()
 

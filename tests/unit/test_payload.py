@@ -166,3 +166,63 @@ def test_nesting_below_the_decoders_limit_is_bad_input_too(depth: int, template:
     with pytest.raises(ValidationError) as info:
         payload.loads(template.format(nested(depth)))
     assert "\n" not in str(info.value)
+
+
+# Issue 10 (fresh-user review): unknown fields are refused, never silently ignored.
+@pytest.mark.parametrize("data, field", [
+    ({"tableName": "t", "runingServices": []}, "runingServices"),                                     # top level, 2016
+    ({"table": "t", "runing": []}, "runing"),                                                         # top level, later
+    ({"candidateServices": [candidate(predicat="app.example.com")]}, "candidateServices[0].predicat"),
+    ({"candidates": [candidate(configmode="host")]}, "candidates[0].configmode"),                    # case matters
+    ({"runningServices": [{"serviceName": "app", "id": "c1", "ip": "10.0.0.1:80", "prot": 81}]},
+     "runningServices[0].prot"),
+    ({"running": [{"serviceName": "app", "id": "c1", "ip": "10.0.0.1", "port": 80, "weigth": 5}]}, "running[0].weigth"),
+    ({"candidates": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80", "serviceName": "app"}])]},
+     "candidates[0].containers[0].serviceName"),                                                     # only on running
+    ({"candidates": [candidate(weight=5)]}, "candidates[0].weight"),                                 # a container option
+    ({"candidates": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80", "balance": "first"}])]},
+     "candidates[0].containers[0].balance"),                                                         # a service option
+])
+def test_an_unknown_field_is_refused_naming_its_path_and_value(data, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        payload.parse(data)
+    assert info.value.field == field
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{field}: unknown field")
+    assert repr(info.value.value) in message
+
+
+def test_every_known_field_and_declared_option_is_accepted_in_both_dialects() -> None:
+    from cosmos_core import options as opts
+
+    service_opts = {"path": "/api", "balance": "leastconn", "hsts": 300}
+    container_opts = {"weight": 5}
+    assert {spec.payload for spec in opts.SERVICE_OPTIONS.values()} >= set(service_opts)
+    assert {spec.payload for spec in opts.CONTAINER_OPTIONS.values()} >= set(container_opts)
+    old = payload.parse({
+        "tableName": "t", "host": "h1",
+        "runningServices": [{"serviceName": "app", "id": "c1", "ip": "10.0.0.1:80", **container_opts}],
+        "candidateServices": [candidate(cookie="C", port=80, **service_opts,
+                                        containers=[{"id": "c1", "ip": "10.0.0.1:80", **container_opts}])],
+    })
+    new = payload.parse({
+        "table": "t", "host": "h1",
+        "running": [{"serviceName": "app", "id": "c1", "address": "10.0.0.1", "port": 80, **container_opts}],
+        "candidates": [candidate(cookie="C", port=80, **service_opts,
+                                 containers=[{"id": "c1", "address": "10.0.0.1", "port": 80, **container_opts}])],
+    })
+    assert old.candidates == new.candidates and old.running == new.running
+    assert dict(old.candidates[0].options)["path"] == "/api"
+    # What dump writes, parse reads back (no field of ours is "unknown").
+    assert payload.parse(payload.dump(old)).candidates == old.candidates
+
+
+def test_the_example_payloads_have_no_unknown_field() -> None:
+    """The seed payload (the article's request) and every example still parse."""
+    import json
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).parents[2] / "examples").glob("*payload*.json"))
+    assert examples
+    for path in examples:
+        assert payload.parse(json.loads(path.read_text())).candidates, path

@@ -247,3 +247,12 @@ def test_listen_refuses_a_bad_port_and_a_taken_one() -> None:
         taken.listen(1)
         with pytest.raises(ServeError, match="cannot listen"):
             listen("127.0.0.1", taken.getsockname()[1])
+
+
+def test_an_unknown_payload_field_is_400_naming_it_and_stores_nothing(api: Api) -> None:
+    body = json.loads(SEED.read_bytes())
+    body["candidateServices"][0]["predicat"] = "typo.example.com"
+    reply = api.generate(json.dumps(body).encode())
+    assert reply.status == 400
+    assert json.loads(reply.body)["field"] == "candidateServices[0].predicat"
+    assert json.loads(api.status().body)["tables"] == {}
