@@ -119,3 +119,62 @@ def test_storms_are_counted_in_services_named_by_the_event_labels() -> None:
     src = source.DockerSource(Settings(table="t1"))
     src._services["c1"] = "service:web"  # noqa: SLF001
     assert src._service_of("c1") == "service:web" and src._service_of("c2") == "c2"  # noqa: SLF001
+
+
+class EventsClient:
+    """A client whose event stream is a fixed list (what ``_follow``'s pump reads)."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events_list = events
+        self.api = RecordingApi()
+
+    def events(self, decode: bool, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.events_list
+
+
+def pumped(src: source.DockerSource, events: list[dict[str, Any]]) -> list[str]:
+    """The container ids the event pump queues for ``events`` (each one would cost a pass)."""
+    src._follow(EventsClient(events))  # noqa: SLF001
+    queued = []
+    while (item := src._queue.get(timeout=5)) != source.LOST:  # noqa: SLF001
+        queued.append(item)
+    return queued
+
+
+def container_event(cid: str, name: str, action: str = "start", **extra: str) -> dict[str, Any]:
+    return {"Type": "container", "Action": action, "id": cid,
+            "Actor": {"ID": cid, "Attributes": {"name": name, **extra}}}
+
+
+def network_event(cid: str) -> dict[str, Any]:
+    return {"Type": "network", "Action": "connect", "id": "n",
+            "Actor": {"ID": "n", "Attributes": {"container": cid, "name": "bridge", "type": "bridge"}}}
+
+
+def test_events_of_containers_the_name_filter_excludes_trigger_no_pass() -> None:
+    src = source.DockerSource(Settings(options={"name_filter": "shop"}))
+    events = [
+        container_event("a", "shop-web"), container_event("b", "blog-web"),
+        network_event("b"),                     # the network event names the network: b is known to be excluded
+        container_event("b", "blog-web", "die"), network_event("a"), network_event("c"),  # c: unknown, kept
+        container_event("d", "shop-db", "rename", oldName="/blog-db"),  # renamed into the filter: kept
+        container_event("a", "blog-web2", "rename", oldName="/shop-web"),  # renamed out of it: kept (to remove it)
+        container_event("e", "", "start"),      # no name in the event: kept (sync decides)
+    ]
+    assert pumped(src, events) == ["a", "a", "c", "d", "a", "e"]
+    # Without a filter every relevant event counts.
+    assert pumped(source.DockerSource(Settings()), events) == ["a", "b", "b", "b", "a", "c", "d", "a", "e"]
+
+
+def test_sync_learns_which_containers_the_name_filter_excludes() -> None:
+    client = Client()
+    a, b = "a" * 64, "b" * 64
+    client.api.containers_by_id[a] = attrs(name="shop-web", cid=a, label=WEB)
+    client.api.containers_by_id[b] = attrs(name="blog-web", cid=b, label=WEB)
+    src = source.DockerSource(Settings(table="t1", options={"name_filter": "shop"}))
+    snap = src.sync(client, dirty=set())
+    assert [r.container.id for r in snap.running] == ["a" * 12]
+    assert src.wanted(network_event(b)) is None and src.wanted(network_event(a)) == a
+    del client.api.containers_by_id[b]
+    src.sync(client, dirty=set())
+    assert src.wanted(network_event(b)) == b  # gone, forgotten: bounded memory

@@ -123,6 +123,7 @@ class DockerSource:
         self._cache: dict[str, labels.Parsed] = {}
         self._warned: dict[str, str] = {}  # container id -> the problem warned about
         self._first_event_at: float | None = None  # the first event of the current burst (Snapshot.at)
+        self._filtered: set[str] = set()  # containers whose name the name filter excludes (for network events)
 
     # ------------------------------------------------------------------ wiring
 
@@ -212,7 +213,7 @@ class DockerSource:
         def pump() -> None:
             try:
                 for event in stream:
-                    container_id = relevant(event)
+                    container_id = self.wanted(event)
                     if container_id:
                         service = ((event.get("Actor") or {}).get("Attributes") or {}).get(SERVICE_LABEL)
                         if service and event.get("Type") == "container":
@@ -236,6 +237,27 @@ class DockerSource:
 
         threading.Thread(target=pump, name="docker-events", daemon=True).start()
 
+    def wanted(self, event: dict[str, Any]) -> str | None:
+        """:func:`relevant`, minus the events of containers the name filter excludes (they never route,
+        so a pass for them would reconcile and render the same config again).
+
+        A container event is kept when its ``name`` (or, for ``rename``, its ``oldName``) contains the
+        filter, or carries no name; a network event, which names the network and not the container, is
+        dropped when its container is known to be excluded (from an earlier event or sync).
+        """
+        container_id = relevant(event)
+        if container_id is None or not self.name_filter:
+            return container_id
+        if event.get("Type") != "container":
+            return None if container_id in self._filtered else container_id
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        names = [str(attributes[key]).lstrip("/") for key in ("name", "oldName") if attributes.get(key)]
+        if names and not any(self.name_filter in name for name in names):
+            self._filtered.add(container_id)
+            return None
+        self._filtered.discard(container_id)
+        return container_id
+
     # --------------------------------------------------------------------- sync
 
     def sync(self, client: Any, dirty: set[str]) -> Snapshot:
@@ -247,6 +269,7 @@ class DockerSource:
         for gone in set(self._cache) - listed:
             del self._cache[gone]
             self._warned.pop(gone, None)
+        self._filtered &= listed
         with self._dying_lock:
             self._dying &= listed
             dying = set(self._dying)
@@ -260,6 +283,8 @@ class DockerSource:
                 self._cache.pop(container_id, None)
                 continue
             inspected += 1
+            if self.name_filter and self.name_filter not in labels.container_name(attrs):
+                self._filtered.add(container_id)
             parsed = labels.parse(attrs, self.check, self.name_filter, self.advertise)
             self._cache[container_id] = parsed
             self._report(container_id, parsed)
