@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 import typer
 
 from cosmos_core.cli import certs, fleet, generate, plugins, serve, status, watch
-from cosmos_core.cli.common import GlobalOptions
+from cosmos_core.cli.common import CosmosCommand, CosmosGroup, GlobalOptions
 
 app = typer.Typer(
     name="cosmos",
+    cls=CosmosGroup,
     help="Keep HAProxy in step with the containers running on your hosts.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -37,12 +38,12 @@ def main_options(
     ctx.obj = GlobalOptions(config=config, log_format=log_format, log_level=log_level, debug=debug)
 
 
-app.command("generate")(generate.generate)
-app.command("status")(status.status)
-app.command("plugins")(plugins.plugins)
-app.command("serve")(serve.serve)
-app.command("watch")(watch.watch)
-app.command("certs")(certs.certs)
+app.command("generate", cls=CosmosCommand)(generate.generate)
+app.command("status", cls=CosmosCommand)(status.status)
+app.command("plugins", cls=CosmosCommand)(plugins.plugins)
+app.command("serve", cls=CosmosCommand)(serve.serve)
+app.command("watch", cls=CosmosCommand)(watch.watch)
+app.command("certs", cls=CosmosCommand)(certs.certs)
 app.add_typer(fleet.app, name="fleet")
 
 

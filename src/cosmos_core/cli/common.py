@@ -8,12 +8,86 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from cosmos_core.errors import CosmosError
 from cosmos_core.settings import Settings
 
 if TYPE_CHECKING:
     from cosmos_core.plugins import Plugins
+
+
+try:  # typer >= 0.20 carries its own copy of Click
+    from typer._click.exceptions import BadParameter, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer on the real Click
+    from click.exceptions import BadParameter, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
+
+
+def usage_error(exc: UsageError, command: str, args: Any = ()) -> typer.Exit:
+    """Print a usage error (unknown option or command, bad value, missing value) as one stderr line; exit 2.
+
+    ``cosmos: error: <command>: <Click's message> (got '<value>') (see '<command> --help')``: Click's
+    message names the option; for a bad value the value given on the command line is added when
+    Click's message leaves it out.
+    """
+    message = " ".join(exc.format_message().split())
+    if isinstance(exc, BadParameter) and exc.param is not None:
+        given = _given(list(getattr(exc.param, "opts", ())), [str(a) for a in args])
+        if given is not None and repr(given) not in message and f"'{given}'" not in message:
+            message += f" (got {given!r})"
+    typer.echo(f"cosmos: error: {command}: {message} (see '{command} --help')", err=True)
+    return typer.Exit(2)
+
+
+def _given(opts: list[str], args: list[str]) -> str | None:
+    """The last value given on the command line for one of ``opts`` (``--opt v`` or ``--opt=v``)."""
+    found = None
+    for i, arg in enumerate(args):
+        for opt in opts:
+            if arg == opt and i + 1 < len(args):
+                found = args[i + 1]
+            elif arg.startswith(opt + "="):
+                found = arg[len(opt) + 1:]
+    return found
+
+
+def _path(info_name: str | None, parent: Any) -> str:
+    return " ".join(p for p in (parent.command_path if parent is not None else "", info_name or "") if p)
+
+
+class _OneLineUsage:
+    """Usage errors while parsing a command's or group's own arguments: one line (``--help`` is unchanged)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
+        given = list(args)  # parsing consumes ``args``
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            raise usage_error(exc, _path(info_name, parent), given) from None
+
+
+class CosmosCommand(_OneLineUsage, TyperCommand):
+    """Typer's command, with usage errors on one line instead of a box."""
+
+
+class CosmosGroup(_OneLineUsage, TyperGroup):
+    """Typer's group, with usage errors on one line instead of a box, also for unknown commands."""
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        try:  # "No such command"
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            raise usage_error(exc, ctx.command_path, args) from None
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:  # a command's own UsageError/BadParameter raised while it runs
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            raise usage_error(exc, exc.ctx.command_path if exc.ctx is not None else ctx.command_path) from None
 
 
 @dataclass

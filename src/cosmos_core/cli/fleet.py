@@ -9,14 +9,14 @@ import typer
 
 from cosmos_core.cli import common
 
-app = typer.Typer(help="Inspect and repair the hosts of a fleet (several cosmos watch agents on one store).",
+app = typer.Typer(cls=common.CosmosGroup, help="Inspect and repair the hosts of a fleet (several cosmos watch agents on one store).",
                   no_args_is_help=True)
 
 TableOpt = Annotated[Optional[str], typer.Option("--table", help="Table (namespace). (default: default)",
                                                  show_default=False)]
 
 
-@app.command("status")
+@app.command("status", cls=common.CosmosCommand)
 def status(
     ctx: typer.Context,
     store: common.StoreOpt = None,
@@ -87,7 +87,7 @@ def status(
     common.write_stdout("\n".join(out) + "\n")
 
 
-@app.command("forget")
+@app.command("forget", cls=common.CosmosCommand)
 def forget(
     ctx: typer.Context,
     host: Annotated[str, typer.Argument(help="The host id to remove: its record and every container it reported.")],
