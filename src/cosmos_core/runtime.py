@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 class Runtime:
     """Builds each configured implementation once, on first use."""
 
-    def __init__(self, settings: Settings, plugins: Plugins | None = None) -> None:
+    def __init__(self, settings: Settings, plugins: Plugins | None = None, *, create_store: bool = True) -> None:
+        """``create_store=False`` (commands that only read): a store that would create its storage on
+        first use (it has a ``create`` attribute, as the SQLite store) is told not to."""
         self.settings = settings
+        self.create_store = create_store
         self.plugins = plugins if plugins is not None else Plugins.discover()
         self._routing: dict[str, RoutingMode] = {}
         #: Fleet mode: which hosts are alive (rendering leaves the others out); ``None`` renders everything.
@@ -35,6 +38,8 @@ class Runtime:
     def store(self) -> StateStore:
         url = self.store_url
         store = self.plugins.get("state_stores", url.scheme, field="store").factory(url, self.settings)
+        if not self.create_store and hasattr(store, "create"):
+            store.create = False
         return metrics.instrument_store(store)  # ops: counted when metrics are on
 
     @cached_property

@@ -10,6 +10,13 @@ reported them (``host_id``), and a ``hosts`` table holds each host's heartbeat
 counter and advertised address; the revision is the fleet generation
 (:class:`cosmos_core.fleet.FleetStore`).  Files from before fleet mode gain the
 ``host_id`` column when first opened.
+
+Commands that only read (``cosmos status``, ``certs``, ``fleet status|forget``)
+open the store with ``create = False``: a file that does not exist is never
+created (a mistyped path would otherwise leave an empty database behind and
+report "no services").  A missing file at the default path reads as an empty
+store (nothing stored yet); any other missing file is a :class:`MissingStore`
+error naming the path (exit 2).
 """
 
 from __future__ import annotations
@@ -43,8 +50,25 @@ CREATE TABLE IF NOT EXISTS hosts (
 """
 
 
+class MissingStore(StoreError):
+    """A command that only reads was pointed at a SQLite file that does not exist (bad input: exit 2)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"store sqlite://{path}: no such SQLite file; this command only reads the store and "
+                         "never creates it (check the path; cosmos generate or watch create it)")
+
+
 class SQLiteStore:
-    """A :class:`~cosmos_core.contracts.StateStore` in one SQLite file (WAL mode)."""
+    """A :class:`~cosmos_core.contracts.StateStore` in one SQLite file (WAL mode).
+
+    ``create`` (default ``True``): create the file (and its directory) when missing.
+    With ``create = False`` a missing file raises :class:`MissingStore` on first use,
+    except at the default path, where it reads as an empty store; no file is made.
+    """
+
+    create: bool = True
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -57,10 +81,15 @@ class SQLiteStore:
         return self._conn
 
     def _connect(self) -> sqlite3.Connection:
+        target = self.path
+        if not self.create and target != ":memory:" and not os.path.exists(target):
+            if os.path.abspath(target) != os.path.abspath(default_store_url()[len("sqlite://"):]):
+                raise MissingStore(self.path)
+            target = ":memory:"  # nothing stored yet at the default path: an empty store, no file made
         try:
-            if self.path != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            if target != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+            conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)

@@ -27,7 +27,7 @@ def certs(
 
         directory = settings.options.get("certs_dir")
         found, skipped = scan_dir(directory) if directory else ([], [])
-        runtime = Runtime(settings, plugins)
+        runtime = Runtime(settings, plugins, create_store=False)
         try:
             found = found + stored_certificates(runtime)
             hosts = [

@@ -51,7 +51,7 @@ def status(
         if not span >= 0:
             raise ValidationError("sample", sample, "must be zero or more seconds")
         the_lease = lease_for(settings.heartbeat, settings.lease)
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, create_store=False)
         try:
             fleet_store = _fleet_store(runtime)
             first = fleet_store.fleet(settings.table)
@@ -104,7 +104,7 @@ def forget(
         from cosmos_core.runtime import Runtime
 
         check_host_id(host, "host")
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, create_store=False)
         try:
             forgot = _fleet_store(runtime).forget_host(settings.table, host)
             for _ in range(10):

@@ -24,7 +24,7 @@ def status(
         from cosmos_core.runtime import Runtime
         from cosmos_core.status import collect
 
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, create_store=False)
         try:
             report = collect(runtime, table)
         finally:

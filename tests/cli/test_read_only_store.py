@@ -1,0 +1,51 @@
+"""Commands that only read the store never create it (fresh-user review: a mistyped path made an empty file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cosmos_core.cli import app
+
+SEED = Path(__file__).parents[2] / "examples" / "seed-payload.json"
+
+READ_ONLY = [["status"], ["status", "--json"], ["certs"], ["fleet", "status"], ["fleet", "forget", "h1"]]
+
+
+@pytest.mark.parametrize("command", READ_ONLY)
+@pytest.mark.parametrize("where", ["typo.db", "no/such/dir/typo.db"])
+def test_a_read_only_command_on_a_missing_sqlite_file_creates_nothing(runner, tmp_path, command, where) -> None:
+    path = tmp_path / where
+    url = f"sqlite://{path}"
+    before = sorted(tmp_path.rglob("*"))
+    result = runner.invoke(app, ["--log-level", "error", *command, "--store", url])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"cosmos: error: store {url}: no such SQLite file"), result.stderr
+    assert not path.exists() and sorted(tmp_path.rglob("*")) == before  # no file, no directory, no -wal
+
+
+def test_a_relative_path_is_named_as_given(runner, tmp_path) -> None:
+    result = runner.invoke(app, ["status", "--store", "sqlite://stat.db"])
+    assert result.exit_code == 2 and "store sqlite://stat.db: no such SQLite file" in result.stderr
+    assert not (tmp_path / "stat.db").exists()
+
+
+def test_the_default_store_not_yet_made_reads_as_empty_and_is_not_created(runner, tmp_path) -> None:
+    default = tmp_path / "state" / "cosmos" / "cosmos.db"  # the runner's XDG_STATE_HOME
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 0 and "(no services stored)" in result.stdout
+    assert not default.exists() and not default.parent.exists()
+    # generate creates it; status then reads it.
+    assert runner.invoke(app, ["generate", str(SEED)]).exit_code == 0
+    assert default.exists()
+    assert "table astro: 2 service(s)" in runner.invoke(app, ["status"]).stdout
+
+
+def test_an_existing_file_is_read_by_every_read_only_command(runner, tmp_path) -> None:
+    url = f"sqlite://{tmp_path / 'here.db'}"
+    assert runner.invoke(app, ["generate", str(SEED), "--store", url]).exit_code == 0
+    assert "table astro" in runner.invoke(app, ["status", "--store", url]).stdout
+    assert runner.invoke(app, ["--log-level", "error", "certs", "--store", url]).exit_code == 0
+    assert runner.invoke(app, ["--log-level", "error", "fleet", "status", "--store", url, "--table", "astro"]).exit_code == 0
