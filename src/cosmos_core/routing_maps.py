@@ -31,6 +31,13 @@ from typing import Mapping, Sequence
 
 from cosmos_core.contracts import Route
 
+#: A path segment that is ``.`` or ``..``, literal or percent-encoded (``%2e``/``%2E``), as a regex
+#: for HAProxy's ``path`` fetch (``[.]``: no backslash escapes in the config).  Requests whose path
+#: has one are refused with 400 before routing: RFC 3986 (5.2.4) removes dot segments, so
+#: ``/x/../api`` *is* ``/api``, but HAProxy 2.6 can normalise a path only through
+#: ``normalize-uri``, an experimental directive.  Clients remove dot segments before sending.
+DOT_SEGMENT = "/([.]|%2[eE])([.]|%2[eE])?(/|$)"
+
 #: table -> file in the bundle, in lookup order (most specific first).
 MAP_FILES: Mapping[str, str] = {
     "host": "maps/hosts.map",
@@ -50,6 +57,11 @@ class RoutingPlan:
     @property
     def uses_maps(self) -> bool:
         return bool(self.files)
+
+    @property
+    def dot_segment(self) -> str:
+        """The regex of a path with a dot segment (:data:`DOT_SEGMENT`): such requests get a 400."""
+        return DOT_SEGMENT
 
     @property
     def map_path(self) -> Mapping[str, str]:

@@ -103,3 +103,71 @@ def test_unknown_host_without_a_root_service_gets_the_fallback(haproxy_bin, tmp_
             run.stop()
     finally:
         backend.close()
+
+
+# Dot segments (issue 10, open item): "/x/../api" is "/api" by RFC 3986 (5.2.4). HAProxy 2.6 cannot normalise
+# it without an experimental directive, so such a request is refused with 400, in every form, never routed
+# by its raw prefix (here "/x" -> root) while its normalised form belongs to another service ("/api" -> api).
+DOT_PATHS = ["/x/../api", "/x/../api/", "/./api", "/api/./v2", "/api/v2/..", "/api/.", "/..", "/.", "/x/%2e%2e/api",
+             "/x/%2E%2E/api", "/x/.%2e/api", "/x/%2e./api", "/%2e/api", "/%2E/api/x", "/x/%2e%2E", "/x/../api?q=1",
+             "/api/v2/../../x"]
+
+
+@pytest.mark.parametrize("host", ["unknown.test", "app.example.com", "foo.example.com"])
+@pytest.mark.parametrize("path", DOT_PATHS)
+def test_a_path_with_a_dot_segment_is_refused_in_every_form(served, host, path) -> None:
+    status, body, _ = served.get(path, host)
+    assert status == 400, (status, body)
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/.well-known/x", "root"), ("/..x/api", "root"), ("/x../api", "root"), ("/api/v2.", "api"),
+    ("/api/...", "api"), ("/api/%2e%2e%2e", "api"), ("/api/.x/v2", "api"), ("/api/v2/.x", "apiv2"),
+    ("/x/..%2Fapi", "root"),  # an encoded "/" is data: one segment "..%2Fapi", not a dot segment
+    ("/api?next=/../x", "api"),  # the query is not the path
+])
+def test_dots_that_are_not_dot_segments_still_route(served, path, expected) -> None:
+    status, body, _ = served.get(path, "unknown.test")
+    assert (status, body.split(" ")[0]) == (200, expected), body
+
+
+def _decode_unreserved(segment: str) -> str:
+    import re
+
+    return re.sub(r"%([0-9A-Fa-f]{2})",
+                  lambda m: chr(int(m.group(1), 16)) if chr(int(m.group(1), 16)).isalnum() or chr(int(m.group(1), 16))
+                  in "-._~" else m.group(0), segment)
+
+
+def _normalised_service(segments: list[str]) -> str | None:
+    """The path service of the RFC 3986 normalised path, or None when it has a dot segment (refused)."""
+    decoded = [_decode_unreserved(s) for s in segments]
+    if any(s in (".", "..") for s in decoded):
+        return None
+    path = "/" + "/".join(decoded)
+    for prefix, name in (("/api/v2", "apiv2"), ("/api", "api")):
+        if path == prefix or path.startswith(prefix + "/"):
+            return name
+    return "root"
+
+
+@pytest.mark.parametrize("served", ["maps"], indirect=True)
+def test_no_path_shape_reaches_another_service_than_its_normalised_form(served) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    segment = st.sampled_from([".", "..", "%2e", "%2E", "%2e%2e", ".%2E", "%2e.", "...", "api", "%61pi", "ap%69",
+                               "v2", "%76%32", "x", ".x", "x.", "", "%2F"])
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(segment, min_size=1, max_size=5))
+    def check(segments: list[str]) -> None:
+        path = "/" + "/".join(segments)
+        status, body, _ = served.get(path, "unknown.test")
+        expected = _normalised_service(segments)
+        if expected is None:
+            assert status == 400, (path, status, body)
+        else:
+            assert (status, body.split(" ")[0]) == (200, expected), (path, body)
+
+    check()

@@ -53,6 +53,10 @@ def test_seed_layout_with_acl_routing() -> None:
     assert block(seed_config(rt), "frontend http") == [
         "bind :80",
         "# --- routing (cosmos_core/routing_maps.py): map lookups, then ACL routes of other modes ---",
+        "# A path with a dot segment (/x/../api, /./api, also %2e-encoded) gets a 400, never a route: its RFC 3986",
+        "# normalised form could belong to another service. Clients remove dot segments before sending.",
+        "http-request return status 400 content-type text/plain string 'a dot segment (. or ..) in the path is not "
+        "allowed' if { path -m reg /([.]|%2[eE])([.]|%2[eE])?(/|$) }",
         "acl acl_app1 req.hdr(host),field(1,:) -m str -i first.example.com first.example.com.",
         "use_backend be_app1 if acl_app1",
         "acl acl_app2 req.hdr(host),field(1,:) -m str -i second.example.com second.example.com.",
