@@ -14,7 +14,7 @@ That keeps ``--emitter remote`` / ``emitter = "remote"`` working.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ApplyResult, Provides
@@ -53,9 +53,12 @@ class LocalPass:
 
     ``skip_conflicts``: a candidate claiming another service's route is skipped
     with a warning (the agent sets it) instead of refusing the snapshot.
+    ``verify``: called with each rendered bundle before anything is stored
+    (``cosmos generate`` runs ``haproxy -c`` there); what it raises ends the pass.
     """
 
     skip_conflicts = False
+    verify: "Callable[[Bundle], None] | None" = None
 
     def __init__(self, runtime: "Runtime") -> None:
         self.runtime = runtime
@@ -63,7 +66,7 @@ class LocalPass:
     def run(self, snapshot: Snapshot) -> "Result":
         from cosmos_core import pipeline
 
-        return pipeline.generate(self.runtime, snapshot, skip_conflicts=self.skip_conflicts)
+        return pipeline.generate(self.runtime, snapshot, skip_conflicts=self.skip_conflicts, verify=self.verify)
 
     def check(self) -> None:
         """Reach the store and build the emitter (a bad template fails here, before any event)."""

@@ -138,13 +138,16 @@ def render(runtime: Runtime, services: Mapping[str, Service]) -> Bundle:
                       f"{_short(rendered)}, expected a Bundle")
 
 
-def generate(runtime: Runtime, snapshot: Snapshot, skip_conflicts: bool = False) -> Result:
+def generate(runtime: Runtime, snapshot: Snapshot, skip_conflicts: bool = False,
+             verify: Callable[[Bundle], None] | None = None) -> Result:
     """Reconcile ``snapshot`` with the store, write the difference, return the bundle.
 
     Raises :class:`ValidationError` for bad input (nothing stored),
     :class:`StoreError` when the store fails or keeps conflicting.  A candidate
     claiming a route another service keeps is refused (ValidationError), or with
-    ``skip_conflicts`` (the agent) left out with a warning.
+    ``skip_conflicts`` (the agent) left out with a warning.  ``verify`` (e.g.
+    ``haproxy -c``) sees the rendered bundle before anything is stored; whatever
+    it raises ends the pass with nothing stored.
     """
     started = time.perf_counter()
     table = snapshot.table or runtime.settings.table
@@ -162,6 +165,8 @@ def generate(runtime: Runtime, snapshot: Snapshot, skip_conflicts: bool = False)
                         route=conflict.claim.route, reason=conflict.message)
         plan = diff(state.services, desired)
         bundle = render(runtime, desired)
+        if verify is not None:
+            verify(bundle)
         t2 = time.perf_counter()
         try:
             applied = store.apply(table, plan, state)

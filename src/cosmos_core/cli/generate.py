@@ -10,7 +10,10 @@ import typer
 from cosmos_core.cli import common
 
 if TYPE_CHECKING:
+    from typing import Callable
+
     from cosmos_core.bundle import Bundle
+    from cosmos_core.settings import Settings
 
 
 def generate(
@@ -33,8 +36,15 @@ def generate(
     certs_dir: common.CertsDirOpt = None,
     https_bind: common.HttpsBindOpt = None,
     stats_bind: common.StatsBindOpt = None,
+    check: Annotated[
+        Optional[bool],
+        typer.Option("--check/--no-check", show_default=False,
+                     help="Run `haproxy -c` (haproxy_bin) on the config and its files before storing or writing "
+                          "anything; a refused config exits 1 and changes nothing. Default: check when haproxy_bin "
+                          "is found (else warn once and write); --check requires it."),
+    ] = None,
 ) -> None:
-    """Merge a request with the stored services, store the result and print the config."""
+    """Merge a request with the stored services, check the config with haproxy -c, store the result and print it."""
     settings, plugins = common.settings_and_plugins(ctx, store=store, payload=payload, template=template,
                                                     emitter=emitter, certs_dir=certs_dir, https_bind=https_bind,
                                                     stats_bind=stats_bind)
@@ -44,18 +54,58 @@ def generate(
         runtime = Runtime(settings, plugins)
         from cosmos_core.passes import LocalPass
 
-        if output is None and isinstance(runtime.strategy, LocalPass) and hasattr(runtime.emitter, "use_maps"):
+        local = isinstance(runtime.strategy, LocalPass)
+        if output is None and local and hasattr(runtime.emitter, "use_maps"):
             runtime.emitter.use_maps = False  # stdout holds one file: the stand-alone (ACL) form, no map files
+        verify = haproxy_verifier(settings, check, stored_here=local)
+        if local:
+            runtime.strategy.verify = verify  # checked before the store is written
         try:
             source = runtime.event_source("payload")
             for snapshot in source.snapshots():
                 result = runtime.strategy.run(snapshot)
+                if verify is not None and not local:  # a remote Cosmos stored it already
+                    verify(result.bundle)
                 if output is None:
                     common.write_stdout(result.config)
                 else:
                     write_output(result.bundle, output)
         finally:
             runtime.close()
+
+
+def haproxy_verifier(settings: "Settings", check: bool | None, stored_here: bool = True) -> "Callable[[Bundle], None] | None":
+    """``haproxy -c`` on a staged copy of a bundle, raising a one-line :class:`CosmosError` (exit 1) when refused.
+
+    ``check``: ``True`` requires ``haproxy_bin`` (missing: exit 1), ``False`` checks nothing, ``None`` checks
+    when ``haproxy_bin`` is found and otherwise warns once on stderr and checks nothing.
+    """
+    import re
+    import shutil
+
+    from cosmos_core.errors import CosmosError
+    from cosmos_core.quarantine import haproxy_check
+
+    if check is False:
+        return None
+    binary = str(settings.options.get("haproxy_bin") or "haproxy")
+    if shutil.which(binary) is None:
+        if check:
+            raise CosmosError(f"--check: haproxy_bin {binary!r} not found; install HAProxy, set haproxy_bin "
+                              "(COSMOS_HAPROXY_BIN) or pass --no-check")
+        typer.echo(f"cosmos: warning: haproxy_bin {binary!r} not found: the config is written unchecked "
+                   "(set haproxy_bin, or pass --no-check to silence this)", err=True)
+        return None
+    run_check = haproxy_check(binary)
+    nothing = "nothing was stored or written" if stored_here else "nothing was written (the remote Cosmos stored it)"
+
+    def verify(bundle: "Bundle") -> None:
+        reason = run_check(bundle)
+        if reason is not None:
+            reason = re.sub(r"/\S*cosmos-check-[^/\s]+/", "", reason)  # the staged copy's directory: name the file only
+            raise CosmosError(f"haproxy -c ({binary}) refused the config: {reason}; {nothing}")
+
+    return verify
 
 
 def write_output(bundle: "Bundle", output: Path) -> None:
