@@ -49,3 +49,10 @@ def test_the_console_script_prints_one_line_too(tmp_path) -> None:
     out = subprocess.run([str(script), "generate", "--frobnicate"], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr == "cosmos: error: cosmos generate: No such option: --frobnicate (see 'cosmos generate --help')\n"
+
+
+def test_a_bad_value_from_the_environment_names_the_variable_and_value(runner, monkeypatch) -> None:
+    monkeypatch.setenv("COSMOS_DEBUG", "maybe")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "'--debug'" in result.stderr and "COSMOS_DEBUG" in result.stderr and "(got 'maybe')" in result.stderr

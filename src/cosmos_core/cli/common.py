@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ def usage_error(exc: UsageError, command: str, args: Any = ()) -> typer.Exit:
     message = " ".join(exc.format_message().split())
     if isinstance(exc, BadParameter) and exc.param is not None:
         given = _given(list(getattr(exc.param, "opts", ())), [str(a) for a in args])
+        envvar = getattr(exc.param, "envvar", None)
+        if given is None and isinstance(envvar, str) and envvar in os.environ:  # the value came from the environment
+            given = os.environ[envvar]
+            message += "" if envvar in message else f" (from {envvar})"
         if given is not None and repr(given) not in message and f"'{given}'" not in message:
             message += f" (got {given!r})"
     typer.echo(f"cosmos: error: {command}: {message} (see '{command} --help')", err=True)
