@@ -10,7 +10,7 @@ from cosmos_core.cli import app
 
 SEED = Path(__file__).parents[2] / "examples" / "seed-payload.json"
 
-READ_ONLY = [["status"], ["status", "--json"], ["certs"], ["fleet", "status"], ["fleet", "forget", "h1"]]
+READ_ONLY = [["status"], ["status", "--json"], ["fleet", "status"], ["fleet", "forget", "h1"]]
 
 
 @pytest.mark.parametrize("command", READ_ONLY)
@@ -24,6 +24,16 @@ def test_a_read_only_command_on_a_missing_sqlite_file_creates_nothing(runner, tm
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"cosmos: error: store {url}: no such SQLite file"), result.stderr
     assert not path.exists() and sorted(tmp_path.rglob("*")) == before  # no file, no directory, no -wal
+
+
+def test_certs_on_a_missing_store_warns_lists_the_directory_and_creates_nothing(runner, tmp_path) -> None:
+    path = tmp_path / "no" / "typo.db"
+    result = runner.invoke(app, ["--log-level", "error", "certs", "--store", f"sqlite://{path}",
+                                 "--certs-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith(f"cosmos: warning: store sqlite://{path}: no such SQLite file")
+    assert result.stderr.count("\n") == 1 and "--certs-dir only" in result.stderr
+    assert not path.parent.exists()
 
 
 def test_a_relative_path_is_named_as_given(runner, tmp_path) -> None:
