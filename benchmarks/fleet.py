@@ -181,7 +181,11 @@ def scale(args: argparse.Namespace) -> dict:
             converge(f"server h{index:02d}c01 ", "initial sync")
         print(f"initial sync {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         out: dict = {"hosts": args.hosts, "containers_per_host": args.containers,
-                     "initial_convergence_s": time.perf_counter() - started}
+                     "initial_convergence_s": time.perf_counter() - started,
+                     # all hosts start at once: conflicting applies (each a pipeline retry) and passes
+                     # that failed (gave up after the pipeline's retries; the agent retries them later)
+                     "initial_conflicts": sum(h[1].store.conflicts for h in hosts),  # type: ignore[attr-defined]
+                     "initial_failed_passes": sum(h[5].stats.failures for h in hosts)}
 
         def requests() -> int:
             total = 0
@@ -209,6 +213,7 @@ def scale(args: argparse.Namespace) -> dict:
         # until every other host's config holds the new one.
         latencies = []
         before = requests()
+        conflicts_before = sum(h[1].store.conflicts for h in hosts)  # type: ignore[attr-defined]
         churn_started = time.perf_counter()
         version = 0
         while time.perf_counter() - churn_started < args.minute:
@@ -223,6 +228,7 @@ def scale(args: argparse.Namespace) -> dict:
         out["churn_changes_per_minute"] = round(version / elapsed * 60, 1)
         out["churn_requests_per_host_per_minute"] = round((requests() - before) / args.hosts * 60 / elapsed, 1)
         out["churn_convergence_s"] = summary(latencies)
+        out["churn_conflicts"] = sum(h[1].store.conflicts for h in hosts) - conflicts_before  # type: ignore[attr-defined]
     finally:
         for _, runtime, _, member, _, agent, thread in hosts:
             agent.stop()

@@ -117,6 +117,8 @@ class DynamoDBStore:
         self.calls: Counter[str] = Counter()
         #: HTTP attempts sent so far (calls plus botocore's retries).
         self.attempts = 0
+        #: Applies refused because another writer moved the namespace first (each one a pipeline retry).
+        self.conflicts = 0
         self._count_lock = threading.Lock()
         self._client = self._instrument(client) if client is not None else None
 
@@ -377,6 +379,7 @@ class DynamoDBStore:
                 self.client.update_item(**request)
                 return
             except exceptions.ConditionalCheckFailedException:
+                self.conflicts += 1
                 raise ConflictError(f"namespace {namespace!r} in table {physical!r} changed since it was read") from None
             except exceptions.ResourceNotFoundException:
                 if expected:
