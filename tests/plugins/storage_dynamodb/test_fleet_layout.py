@@ -43,4 +43,7 @@ def test_a_fleet_apply_settles_after_its_last_write(open_dynamodb) -> None:
     order.clear()
     state = store.load("t")
     store.apply("t", diff(state.services, {"web": svc(Container("c2", "10.0.0.2"))}), state)
-    assert order.count("UpdateItem") == 2  # c1 (h1) removed: still a fleet plan
+    # c1 (h1) removed: still a fleet plan: the revision ADD, c2's join (ver + 1), and the settle last
+    assert order.count("UpdateItem") == 3 and order[-1] == "UpdateItem"
+    view = store.fleet("t")
+    assert view.settled == view.generation == 2

@@ -29,7 +29,7 @@ from cosmos_core.contracts import ApplyResult, StoreURL
 from cosmos_core.errors import ConflictError, CosmosError, StoreError, ValidationError
 from cosmos_core.fleet import FleetView
 from cosmos_core.logs import get_logger
-from cosmos_core.model import Plan, State
+from cosmos_core.model import Plan, Service, State
 from cosmos_storage_dynamodb import layout
 
 if TYPE_CHECKING:
@@ -201,6 +201,8 @@ class DynamoDBStore:
         if not plan:
             return ApplyResult()
         physical = self.location.physical(table)
+        if layout.is_fleet_plan(plan):
+            return self._apply_fleet(physical, table, plan)
         revision = int(base.token or 0) + 1
         ops = layout.write_ops(table, plan, revision, self.owner)
         before = self.requests
@@ -220,6 +222,116 @@ class DynamoDBStore:
         return result
 
     # ---------------------------------------------------------------- fleet
+
+    def _apply_fleet(self, physical: str, table: str, plan: Plan) -> ApplyResult:
+        """A fleet plan without the namespace lock (see :mod:`cosmos_storage_dynamodb.layout`).
+
+        The revision moves by an unconditional ``ADD`` (the fleet generation observers poll),
+        so hosts starting together never refuse each other.  Raises :class:`ConflictError`
+        (after writing the rest and settling) when a service the plan deletes gained a
+        container meanwhile: the pipeline re-reads and plans again.
+        """
+        before = self.requests
+        with self._errors(physical):
+            revision = self._advance(physical, table)
+            ops = layout.fleet_ops(table, plan, revision, self.owner)
+            for service in ops.settings:
+                self.client.update_item(TableName=physical, **layout.service_update(table, service, revision, False))
+            if ops.container_puts:
+                self._write(physical, ops.container_puts, True)
+            for service in ops.joined:
+                self._join(physical, table, service, revision)
+            if ops.container_deletes:
+                self._write(physical, ops.container_deletes, False)
+            deleted, kept = 0, []
+            for name, deleting in ops.vacated:
+                if self._vacate(physical, table, name):
+                    deleted += 1
+                elif deleting:
+                    kept.append(name)
+            self._settle(physical, table, revision)
+        if kept:
+            self.conflicts += 1
+            raise ConflictError(f"namespace {table!r} in table {physical!r}: service(s) {', '.join(kept)} "
+                                "gained a container while this plan deleted them")
+        result = ApplyResult(written=ops.written + 1, deleted=len(ops.container_deletes) + deleted,
+                             requests=self.requests - before)
+        log.debug("dynamodb_apply", table=physical, namespace=table, revision=revision, fleet=True,
+                  written=result.written, deleted=result.deleted, requests=result.requests)
+        return result
+
+    def _advance(self, physical: str, namespace: str) -> int:
+        """``ADD rev 1`` on the revision item (creating the table if missing); the new revision."""
+        request = {
+            "TableName": physical,
+            "Key": layout.revision_key(namespace, self.owner),
+            "UpdateExpression": "ADD #rev :one",
+            "ExpressionAttributeNames": {"#rev": "rev"},
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+            "ReturnValues": "UPDATED_NEW",
+        }
+        try:
+            response = self.client.update_item(**request)
+        except self.client.exceptions.ResourceNotFoundException:
+            self._create_table(physical)
+            response = self.client.update_item(**request)
+        return int(response["Attributes"]["rev"]["N"])
+
+    def _join(self, physical: str, namespace: str, service: Service, revision: int) -> None:
+        """After a container add: ``ver`` + 1 on the service item, or the item put back if it is gone."""
+        try:
+            self.client.update_item(
+                TableName=physical,
+                Key=layout.service_key(namespace, service.name),
+                UpdateExpression="ADD #ver :one",
+                ConditionExpression="attribute_exists(#mode)",
+                ExpressionAttributeNames={"#ver": layout.VERSION, "#mode": "mode"},
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            log.info("service_restored", table=physical, namespace=namespace, service=service.name)
+            self.client.update_item(TableName=physical, **layout.service_update(namespace, service, revision, True))
+
+    def _vacate(self, physical: str, namespace: str, name: str) -> bool:
+        """Delete service ``name``'s item if no servable container item of it is left.
+
+        Reads ``ver``, then the service's container items (both strongly consistent), then
+        deletes on the condition that ``ver`` is unchanged.  ``True``: deleted or already gone;
+        ``False``: kept (a container is stored, or an add bumped ``ver`` meanwhile).
+        """
+        key = layout.service_key(namespace, name)
+        got = self.client.get_item(TableName=physical, Key=key, ConsistentRead=True,
+                                   ProjectionExpression="#ver, #port", ExpressionAttributeNames={
+                                       "#ver": layout.VERSION, "#port": "port"})
+        item = got.get("Item")
+        if item is None:
+            return True
+        prefix = layout.container_key(namespace, name, "")[layout.SK]["S"]
+        kwargs: dict[str, Any] = {
+            "TableName": physical, "ConsistentRead": True, "ProjectionExpression": "sk, #port",
+            "KeyConditionExpression": "pk = :ns AND begins_with(sk, :ctr)",
+            "ExpressionAttributeNames": {"#port": "port"},
+            "ExpressionAttributeValues": {":ns": {"S": namespace}, ":ctr": {"S": prefix}},
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            # a port-less container of a port-less service is never served (layout.decode skips it)
+            if any("port" in c or "port" in item for c in page.get("Items", [])):
+                return False
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        version = item.get(layout.VERSION)
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(#ver)",
+                                     "ExpressionAttributeNames": {"#ver": layout.VERSION}}
+        if version is not None:
+            condition["ConditionExpression"] = "#ver = :ver"
+            condition["ExpressionAttributeValues"] = {":ver": version}
+        try:
+            self.client.delete_item(TableName=physical, Key=key, **condition)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def heartbeat(self, table: str, host_id: str, address: str | None) -> FleetView:
         """One ``UpdateItem`` on the revision item: ``ADD hb#<host> 1`` (and the address); ``rev`` untouched.
