@@ -228,6 +228,7 @@ def scale(args: argparse.Namespace) -> dict:
         out["churn_changes_per_minute"] = round(version / elapsed * 60, 1)
         out["churn_requests_per_host_per_minute"] = round((requests() - before) / args.hosts * 60 / elapsed, 1)
         out["churn_convergence_s"] = summary(latencies)
+        out["load_average"] = os.getloadavg()
         out["churn_conflicts"] = sum(h[1].store.conflicts for h in hosts) - conflicts_before  # type: ignore[attr-defined]
     finally:
         for _, runtime, _, member, _, agent, thread in hosts:

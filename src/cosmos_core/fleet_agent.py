@@ -60,7 +60,11 @@ def _retry_delay(attempt: int) -> float:
 
 
 class FleetSource:
-    """Wraps an event source: stamps snapshots with ``host_id``; re-yields the last one on :meth:`refresh`."""
+    """Wraps an event source: stamps snapshots with ``host_id``; re-yields the last one on :meth:`refresh`.
+
+    Precedence: a snapshot that names its own host (a payload's ``host`` field) keeps it; only a
+    snapshot without one is stamped with this agent's ``host_id``.
+    """
 
     def __init__(self, inner: EventSource, host_id: str) -> None:
         self.inner = inner

@@ -92,3 +92,20 @@ def test_env_and_toml_set_the_host_id(runner: CliRunner, tmp_path: Path, monkeyp
     assert result.exit_code == 0, result.stderr
     hosts = sorted(c.host_id for c in SQLiteStore(f"{tmp_path}/s.db").load("t").services["web"].containers)
     assert hosts == ["from-env"]  # the env var wins over the file; container c1 changed owner
+
+
+def test_watch_events_payload_the_payload_host_wins_over_host_id(runner: CliRunner, tmp_path: Path) -> None:
+    """`cosmos watch --events payload`: a payload naming its `host` is that host's truth; without
+    `host`, the agent's `--host-id` owns it (the agent heartbeats as `--host-id` either way)."""
+    store = f"sqlite://{tmp_path}/s.db"
+    for name, data in (("named", {**PAYLOAD, "host": "node-x"}), ("plain", json.loads(json.dumps(PAYLOAD).replace("c1", "c2")))):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+        result = runner.invoke(app, ["watch", "--events", "payload", "--payload", str(tmp_path / f"{name}.json"),
+                                     "--store", store, "--host-id", "agent-1", "--reloader", "none", "--once"])
+        assert result.exit_code == 0, result.stderr
+    stored = SQLiteStore(f"{tmp_path}/s.db")
+    try:
+        owners = {c.id: c.host_id for s in stored.load("t").services.values() for c in s.containers}
+    finally:
+        stored.close()
+    assert owners == {"c1": "node-x", "c2": "agent-1"}
