@@ -22,8 +22,9 @@ Everything here is pure (the clock is injected); the store side is the
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -36,11 +37,18 @@ LEASE_HEARTBEATS = 3
 
 @dataclass(frozen=True)
 class HostRecord:
-    """What the store holds about one host: its heartbeat counter and advertised address."""
+    """What the store holds about one host: its heartbeat counter and advertised address.
+
+    ``at``: the wall-clock time (Unix seconds) of the last heartbeat, as read by the clock of
+    whoever wrote it (``None``: not recorded).  Agents write their own clocks, so across hosts it
+    is information only (``cosmos fleet status``); a central service that records every host
+    itself (the Lambda handler) judges liveness by it, on its own clock.
+    """
 
     host_id: str
     beats: int
     address: str | None = None
+    at: float | None = field(default=None, compare=False)  # information: two reads compare by counter and address
 
 
 @dataclass(frozen=True)
@@ -67,9 +75,10 @@ class FleetView:
 class FleetStore(Protocol):
     """The optional store capability fleet mode needs (SQLite and DynamoDB have it)."""
 
-    def heartbeat(self, table: str, host_id: str, address: str | None) -> FleetView:
-        """Add 1 to ``host_id``'s counter in ``table`` (creating the record) and store its address;
-        return the fleet as it is after the write (so a heartbeat doubles as a read).
+    def heartbeat(self, table: str, host_id: str, address: str | None, at: float | None = None) -> FleetView:
+        """Add 1 to ``host_id``'s counter in ``table`` (creating the record), store its address and
+        ``at`` (Unix seconds; default: this process's wall clock, ``time.time()``); return the fleet
+        as it is after the write (so a heartbeat doubles as a read).
 
         Must not change the namespace's revision, so it never conflicts with an apply.
         """
@@ -149,6 +158,58 @@ class Liveness:
 
     def hosts(self) -> list[str]:
         return sorted(self._seen)
+
+
+@dataclass(frozen=True)
+class DeadHosts:
+    """A verdict made once (by a central service, for one request): what rendering asks ``dead()``."""
+
+    hosts: frozenset[str] = frozenset()
+
+    def dead(self) -> frozenset[str]:
+        return self.hosts
+
+
+class PostedHosts:
+    """Liveness of hosts that report to one central process (``cosmos serve``), on its monotonic clock.
+
+    A host is alive while it posted within ``lease`` seconds.  A host first seen in the stored
+    state (it posted before this process started) gets a full lease from that moment.  Thread-safe.
+    """
+
+    def __init__(self, lease: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if not lease > 0:
+            raise ValueError("lease must be positive")
+        self.lease, self.clock = lease, clock
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def posted(self, host_id: str) -> None:
+        with self._lock:
+            self._last[host_id] = self.clock()
+
+    def seen(self, host_ids: Iterable[str | None]) -> None:
+        with self._lock:
+            now = self.clock()
+            for host_id in host_ids:
+                if host_id is not None:
+                    self._last.setdefault(host_id, now)
+
+    def dead(self, me: str | None = None) -> frozenset[str]:
+        """Hosts silent for ``lease`` seconds or more (never ``me``, the host posting now)."""
+        with self._lock:
+            now = self.clock()
+            return frozenset(h for h, t in self._last.items() if h != me and now - t >= self.lease)
+
+
+def stale_hosts(view: FleetView, now: float, lease: float, me: str | None = None) -> frozenset[str]:
+    """Hosts whose recorded heartbeat time (``HostRecord.at``) is ``lease`` seconds or more before ``now``.
+
+    Sound only when one clock wrote every ``at`` and reads ``now`` (the Lambda handler: the
+    service's own clock); a record without ``at`` is never judged, and ``me`` never.
+    """
+    return frozenset(h for h, r in view.hosts.items()
+                     if h != me and r.at is not None and now - r.at >= lease)
 
 
 def live_services(services: Mapping[str, Service], dead: frozenset[str] | set[str]) -> dict[str, Service]:

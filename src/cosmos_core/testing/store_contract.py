@@ -451,6 +451,16 @@ class StoreContract:
             assert fleet.fleet(table).generation == generations[-1]
         assert generations == sorted(set(generations))
 
+    def test_heartbeats_record_the_time_given_or_the_writers_clock(self, store: StateStore, table: str) -> None:
+        import time
+
+        fleet = self.fleet_store(store)
+        fleet.heartbeat(table, "host-a", None, at=1000.25)
+        assert fleet.fleet(table).hosts["host-a"].at == 1000.25
+        before = time.time()
+        view = fleet.heartbeat(table, "host-a", None)
+        assert view.hosts["host-a"].beats == 2 and before - 1 <= view.hosts["host-a"].at <= time.time() + 1
+
     def test_forget_host_removes_only_its_record(self, store: StateStore, table: str) -> None:
         fleet = self.fleet_store(store)
         fleet.heartbeat(table, "host-a", None)

@@ -19,7 +19,7 @@ reported it; absent in single-host mode; ``owner`` stays ``shared``, the
 writers' lock).  Heartbeats are top-level attributes ``hb#<host>`` (a counter,
 ``ADD``-ed by an ``UpdateItem`` that never touches ``rev``, so heartbeats never
 conflict with applies) and ``ad#<host>`` (the advertised address) on the
-revision item, with ``settled`` (the latest revision whose writes all landed,
+revision item, with ``at#<host>`` (the writer's wall-clock time of that heartbeat) and ``settled`` (the latest revision whose writes all landed,
 set after the last batch of a plan that touches fleet containers), so one ``GetItem`` reads the fleet generation and every host
 record (:func:`decode_fleet`).  ``load`` projects neither.
 
@@ -55,6 +55,8 @@ CONTAINER_PREFIX = "ctr#"
 EXPIRES = "expires"
 HEARTBEAT_PREFIX = "hb#"
 ADDRESS_PREFIX = "ad#"
+#: Wall-clock time (Unix seconds) of a host's last heartbeat, by the writer's clock.
+BEAT_TIME_PREFIX = "at#"
 #: On the revision item: the latest revision whose writes all landed (fleet plans only).
 SETTLED = "settled"
 #: On a service item: bumped by every fleet container add (guards the service delete).
@@ -153,7 +155,8 @@ def decode_fleet(item: Item | None) -> FleetView:
         if name.startswith(HEARTBEAT_PREFIX):
             host_id = name[len(HEARTBEAT_PREFIX):]
             address = item.get(ADDRESS_PREFIX + host_id, {}).get("S")
-            hosts[host_id] = HostRecord(host_id, int(value["N"]), address)
+            at = item.get(BEAT_TIME_PREFIX + host_id, {}).get("N")
+            hosts[host_id] = HostRecord(host_id, int(value["N"]), address, None if at is None else float(at))
     return FleetView(generation, {h: hosts[h] for h in sorted(hosts)}, settled)
 
 

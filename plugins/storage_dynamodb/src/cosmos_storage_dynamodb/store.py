@@ -333,19 +333,23 @@ class DynamoDBStore:
             return False
         return True
 
-    def heartbeat(self, table: str, host_id: str, address: str | None) -> FleetView:
-        """One ``UpdateItem`` on the revision item: ``ADD hb#<host> 1`` (and the address); ``rev`` untouched.
+    def heartbeat(self, table: str, host_id: str, address: str | None, at: float | None = None) -> FleetView:
+        """One ``UpdateItem`` on the revision item: ``ADD hb#<host> 1``, ``SET at#<host>`` (``at``, default
+        ``time.time()``) and the address; ``rev`` untouched.
 
         ``ReturnValues=ALL_NEW`` hands back the whole item, so the heartbeat is also a fleet read.
         """
         physical = self.location.physical(table)
-        names = {"#b": layout.HEARTBEAT_PREFIX + host_id, "#a": layout.ADDRESS_PREFIX + host_id}
+        names = {"#b": layout.HEARTBEAT_PREFIX + host_id, "#a": layout.ADDRESS_PREFIX + host_id,
+                 "#t": layout.BEAT_TIME_PREFIX + host_id}
+        stamp = {"N": repr(round(time.time() if at is None else at, 3))}
         request: dict[str, Any] = {
             "TableName": physical,
             "Key": layout.revision_key(table, self.owner),
-            "UpdateExpression": "ADD #b :one " + ("SET #a = :address" if address else "REMOVE #a"),
+            "UpdateExpression": "ADD #b :one SET #t = :at" + (", #a = :address" if address else " REMOVE #a"),
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {":one": {"N": "1"}, **({":address": {"S": address}} if address else {})},
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":at": stamp,
+                                          **({":address": {"S": address}} if address else {})},
             "ReturnValues": "ALL_NEW",
         }
         with self._errors(physical):
@@ -376,9 +380,10 @@ class DynamoDBStore:
                 response = self.client.update_item(
                     TableName=physical,
                     Key=layout.revision_key(table, self.owner),
-                    UpdateExpression="REMOVE #b, #a",
+                    UpdateExpression="REMOVE #b, #a, #t",
                     ExpressionAttributeNames={"#b": layout.HEARTBEAT_PREFIX + host_id,
-                                              "#a": layout.ADDRESS_PREFIX + host_id},
+                                              "#a": layout.ADDRESS_PREFIX + host_id,
+                                              "#t": layout.BEAT_TIME_PREFIX + host_id},
                     ConditionExpression="attribute_exists(#b)",
                 )
             except (self.client.exceptions.ConditionalCheckFailedException,
