@@ -264,17 +264,19 @@ class HostReport:
     beats: int | None  # None: containers stored, but the host never sent a heartbeat
     address: str | None
     containers: int
-    state: str  # alive | silent | dead | no-record
+    state: str  # alive | silent | dead | no-record | unjudged (not observed: no verdict)
     age: float | None  # seconds since the counter last advanced, when it did within the sample
+    at: float | None = None  # the host's own wall-clock time of its last heartbeat (information only)
 
 
-def report(first: FleetView, last: FleetView, sample: float, lease: float, advanced_at: Mapping[str, float],
-           services: Mapping[str, Service]) -> list[HostReport]:
+def report(first: FleetView, last: FleetView, sample: float | None, lease: float,
+           advanced_at: Mapping[str, float], services: Mapping[str, Service]) -> list[HostReport]:
     """Judge hosts from two reads ``sample`` seconds apart (``advanced_at``: seconds before the
     last read when each host's counter was last seen to advance).
 
     ``alive``: the counter advanced within the sample; ``dead``: it did not, over a sample
-    at least as long as the lease; ``silent``: it did not, over a shorter sample.
+    at least as long as the lease; ``silent``: it did not, over a shorter sample.  With
+    ``sample=None`` (one read, nothing observed) every host with a record is ``unjudged``.
     """
     counts = containers_per_host(services)
     hosts = sorted(set(last.hosts) | {h for h in counts if h is not None})
@@ -285,6 +287,9 @@ def report(first: FleetView, last: FleetView, sample: float, lease: float, advan
             lines.append(HostReport(host_id, None, None, counts.get(host_id, 0), "no-record", None))
             continue
         age = advanced_at.get(host_id)
-        state = "alive" if age is not None else ("dead" if sample >= lease else "silent")
-        lines.append(HostReport(host_id, record.beats, record.address, counts.get(host_id, 0), state, age))
+        if sample is None:
+            state = "unjudged"
+        else:
+            state = "alive" if age is not None else ("dead" if sample >= lease else "silent")
+        lines.append(HostReport(host_id, record.beats, record.address, counts.get(host_id, 0), state, age, record.at))
     return lines
