@@ -8,7 +8,9 @@ One apply is: a conditional ``UpdateItem`` on the namespace's revision item
 (the optimistic lock: it fails with ``ConditionalCheckFailedException`` when
 another runner applied since our load, and the pipeline re-reads and retries),
 then ``BatchWriteItem`` calls (25 items each, ``UnprocessedItems`` retried with
-backoff) for the changed items only.  boto3 is imported inside functions.
+backoff) for the changed items only.  A fleet plan (only containers some fleet
+host reported) takes no lock: see :meth:`DynamoDBStore._apply_fleet` and
+:mod:`cosmos_storage_dynamodb.layout`.  boto3 is imported inside functions.
 """
 
 from __future__ import annotations
