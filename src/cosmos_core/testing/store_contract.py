@@ -515,6 +515,18 @@ class StoreContract:
         finally:
             other.close()
 
+    def test_a_fleet_service_in_its_grace_period_stays_stored_empty(self, store: StateStore, table: str) -> None:
+        from cosmos_core import pipeline
+
+        self.fleet_store(store)
+        a1 = Container("a1", "10.3.0.1", 8080)
+        graced = Service("held", "host", "held.example.com", None, 8080, (a1,), options=(("grace", 60),))
+        pipeline.generate(runtime_for(store), Snapshot(table, (RunningContainer("held", a1),), (graced,),
+                                                       host_id="a", at=1000.0))
+        pipeline.generate(runtime_for(store), Snapshot(table, host_id="a", at=1010.0))
+        held = dict(store.load(table).services)["held"]
+        assert held.containers == () and dict(held.options) == {"grace": 60, "empty_since": 1010.0}
+
     def test_concurrent_hosts_each_land_their_own_truth(self, make_store: StoreFactory, table: str) -> None:
         """Every host reports different containers of one shared service from one stale base."""
         from cosmos_core import pipeline

@@ -47,3 +47,22 @@ def test_a_fleet_apply_settles_after_its_last_write(open_dynamodb) -> None:
     assert order.count("UpdateItem") == 3 and order[-1] == "UpdateItem"
     view = store.fleet("t")
     assert view.settled == view.generation == 2
+
+
+def test_fleet_ops_check_a_service_a_host_leaves_unless_it_is_kept_empty_on_purpose() -> None:
+    a1 = Container("a1", "10.0.0.1", None, host_id="a")
+    b1 = Container("b1", "10.0.0.2", None, host_id="b")
+    # a leaves, b (as a saw it) stays: b may be leaving at the same moment, so the service is checked
+    ops = layout.fleet_ops("t", diff({"web": svc(a1, b1)}, {"web": svc(b1)}), 2)
+    assert ops.vacated == [("web", False)] and [i["sk"]["S"] for i in ops.container_deletes] == ["ctr#web#a1"]
+    # the last container goes: the service delete is guarded
+    ops = layout.fleet_ops("t", diff({"web": svc(a1)}, {}), 2)
+    assert ops.vacated == [("web", True)]
+    # a grace period keeps the service empty on purpose: never vacated
+    graced = svc(a1).derive(options=(("grace", 30),))
+    held = graced.derive(containers=(), options=(("empty_since", 1000.0), ("grace", 30)))
+    ops = layout.fleet_ops("t", diff({"web": graced}, {"web": held}), 2)
+    assert ops.vacated == [] and ops.settings == [held]
+    # a container added: it is put, then the service joined (ver + 1)
+    ops = layout.fleet_ops("t", diff({"web": svc(a1)}, {"web": svc(a1, b1)}), 2)
+    assert [s.name for s in ops.joined] == ["web"] and ops.settings == [] and ops.vacated == []

@@ -44,6 +44,7 @@ from typing import Any
 from cosmos_core import options as opts
 from cosmos_core.errors import ValidationError
 from cosmos_core.fleet import FleetView, HostRecord
+from cosmos_core.grace import GRACE
 from cosmos_core.model import Change, Container, Plan, Service
 
 PK, SK = "pk", "sk"
@@ -340,8 +341,10 @@ def fleet_ops(namespace: str, plan: Plan, revision: int, owner: str = SHARED_OWN
         ops.container_puts.extend(container_item(namespace, change.name, c, revision, owner) for c in added)
         if added:
             ops.joined.append(change.after)
+        # A host left a service it believes others still serve: they may be leaving at once (each seeing
+        # the other), so check.  A service kept empty on purpose (its grace period) is left alone.
         leaving = {c.host_id for c in change.removed} - {c.host_id for c in change.after.containers}
-        if change.removed and leaving:
+        if leaving and change.after.containers and not dict(change.after.options).get(GRACE):
             ops.vacated.append((change.name, False))
     return ops
 
