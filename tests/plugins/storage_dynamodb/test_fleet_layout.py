@@ -66,3 +66,22 @@ def test_fleet_ops_check_a_service_a_host_leaves_unless_it_is_kept_empty_on_purp
     # a container added: it is put, then the service joined (ver + 1)
     ops = layout.fleet_ops("t", diff({"web": svc(a1)}, {"web": svc(a1, b1)}), 2)
     assert [s.name for s in ops.joined] == ["web"] and ops.settings == [] and ops.vacated == []
+
+
+def test_hosts_writing_from_one_stale_base_never_refuse_each_other(open_dynamodb) -> None:
+    """Hosts starting at once all load the empty namespace, then all apply: with the namespace
+    lock all but one conflicted and retried; fleet plans take no lock, so none conflicts."""
+    from cosmos_core.reconcile import reconcile
+    from cosmos_core.model import RunningContainer, Snapshot
+
+    hosts = [open_dynamodb() for _ in range(5)]
+    bases = [h.load("t") for h in hosts]
+    for i, (handle, base) in enumerate(zip(hosts, bases, strict=True)):
+        mine = Container(f"h{i}c", f"10.0.0.{i + 1}", None)
+        snapshot = Snapshot("t", (RunningContainer("web", mine),), (svc(mine),), host_id=f"h{i}")
+        handle.apply("t", diff(base.services, reconcile(base.services, snapshot)), base)
+    assert sum(h.conflicts for h in hosts) == 0
+    stored = hosts[0].load("t").services["web"]
+    assert sorted((c.id, c.host_id) for c in stored.containers) == [(f"h{i}c", f"h{i}") for i in range(5)]
+    view = hosts[0].fleet("t")
+    assert view.generation == view.settled == 5  # every apply moved the generation once
