@@ -143,3 +143,14 @@ def test_the_lambda_handler_records_posts_in_the_store(tmp_path: Path) -> None:
         assert record.beats == 1 and record.at is not None
     finally:
         app.api.close()
+
+
+def test_a_lease_that_is_not_positive_is_refused_at_start(tmp_path: Path) -> None:
+    from cosmos_core.errors import ValidationError
+
+    with pytest.raises(ValidationError) as exc:
+        Api(Settings(store=f"sqlite://{tmp_path / 'state.db'}", lease=0.0))
+    assert exc.value.field == "lease"
+    with pytest.raises(ValidationError) as exc:
+        Api(Settings(store=f"sqlite://{tmp_path / 'state.db'}", heartbeat=-1.0))
+    assert exc.value.field == "heartbeat"

@@ -255,7 +255,8 @@ class Api:
                  clock: Any = None) -> None:
         """``liveness``: ``"process"`` (hosts judged in memory on ``clock``, default ``time.monotonic``)
         or ``"store"`` (posts recorded in the store's host records, judged on ``clock``, default
-        ``time.time``); see the module docstring."""
+        ``time.time``); see the module docstring.  A lease that is not a positive number of seconds
+        is a :class:`ValidationError` naming ``lease`` (or ``heartbeat``, when the lease derives from it)."""
         from cosmos_core.fleet import lease_for
 
         if liveness not in ("process", "store"):
@@ -263,6 +264,10 @@ class Api:
         self.settings = settings
         self.liveness = liveness
         self.lease = lease_for(settings.heartbeat, settings.lease)
+        if not self.lease > 0:
+            raise ValidationError("lease" if settings.lease is not None else "heartbeat",
+                                  settings.lease if settings.lease is not None else settings.heartbeat,
+                                  "must be a positive number of seconds")
         self.clock = clock or (time.monotonic if liveness == "process" else time.time)
         self._posted: dict[str, Any] = {}  # table -> PostedHosts (liveness="process")
         self._posted_lock = threading.Lock()
