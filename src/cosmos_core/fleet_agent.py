@@ -211,6 +211,9 @@ class RemoteBeat:
 
     def __init__(self, refresh: Callable[[], None], heartbeat: float) -> None:
         self.refresh, self.heartbeat = refresh, heartbeat
+        #: While this says so (the agent's passes fail), no beat is sent: the agent's own pass
+        #: retry, with its backoff, owns the catching up; beats resume once a pass succeeded.
+        self.paused: Callable[[], bool] = lambda: False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -221,7 +224,8 @@ class RemoteBeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self.heartbeat):
-            self.refresh()
+            if not self.paused():
+                self.refresh()
 
     def stop(self) -> None:
         self._stop.set()
