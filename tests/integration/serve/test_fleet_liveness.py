@@ -18,6 +18,7 @@ from tests.integration.agent.conftest import (  # noqa: F401 - fixtures
 )
 from tests.integration.serve.conftest import Serve
 from tests.integration.serve.helpers import request
+from tests.support.net import wait_until
 
 JSON = {"Content-Type": "application/json"}
 LEASE = 2.0
@@ -36,19 +37,12 @@ def post(url: str, data: dict) -> str:
     return answer.text
 
 
-def until(condition, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        time.sleep(0.1)
-
-
 def test_a_silent_host_leaves_the_config_and_returns_when_it_posts(serve: Serve) -> None:
     server = serve(COSMOS_HEARTBEAT="0.5", COSMOS_LEASE=str(LEASE))
     post(server.url, report("a", "a1"))
     assert "server a1 " in post(server.url, report("b", "b1"))
     # a posts no more: within its lease (on the server's clock) it leaves b's answers
-    until(lambda: "server a1 " not in post(server.url, report("b", "b1")), "a expired")
+    wait_until(lambda: "server a1 " not in post(server.url, report("b", "b1")), "a expired")
     status = request(server.url, "GET", "/status").json()
     assert sorted(c["id"] for c in status["tables"]["t"][0]["containers"]) == ["a1", "b1"]  # kept stored
     config = post(server.url, report("a", "a1"))
@@ -74,4 +68,4 @@ def test_a_remote_agent_keeps_itself_alive_by_posting_every_heartbeat(
         time.sleep(0.2)
     assert len(agent.events("remote_generated")) >= 3  # the re-posts (config unchanged: no reload)
     agent.stop(signal.SIGKILL)
-    until(lambda: mine not in post(server.url, report("b", "b1")), "a expired after the kill")
+    wait_until(lambda: mine not in post(server.url, report("b", "b1")), "a expired after the kill")
