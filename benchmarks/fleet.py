@@ -36,6 +36,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from agent_common import summary  # noqa: E402
 
 
+def still_routed(config: str, status: int, container_id: str) -> bool:
+    """Whether a host still routes a container: its HAProxy config holds the container's
+    ``server`` line (named by the container id Cosmos stores: Docker's 12-character short id)
+    or its HAProxy still answers for the service (anything but 404).
+
+    Expiry counts until this is false on every other host; the backend's name is not a
+    usable probe (backends are named ``be_<service>`` and a service may outlive one host).
+    """
+    return any(f"server {name} " in config for name in {container_id, container_id[:12]}) or status != 404
+
+
 def real(args: argparse.Namespace) -> dict:
     import docker
 
@@ -77,19 +88,23 @@ def real(args: argparse.Namespace) -> dict:
         out["after_start_s"] = summary([t - e for t, e in zip(totals, engine_share, strict=True)])
         out["load_average"] = os.getloadavg()
         expiry = []
+        others = [n for n in nodes if n is not a]
         for run in range(args.expiry_runs):
             service = f"exp{run}"
-            a.run(service, service)
-            wait_until(lambda s=service: b.body(s)[0] == 200, "routed before the kill", 30)
+            container = a.run(service, service)
+            for node in others:
+                wait_until(lambda n=node, s=service: n.body(s)[0] == 200, f"{node.name} routes {service}", 30)
             killed = time.perf_counter()
-            a.agent.stop(signal.SIGKILL)
-            while f"backend {service}" in b.config():
+            a.agent.proc.kill()  # SIGKILL, without waiting for the process: the clock starts at the signal
+            while any(still_routed(n.config(), n.body(service)[0], container.id) for n in others):
                 if time.perf_counter() - killed > LEASE + 30:
-                    raise TimeoutError("no expiry")
+                    raise TimeoutError(f"run {run}: {service} still routed by the other hosts")
                 time.sleep(0.01)
             expiry.append(time.perf_counter() - killed)
+            a.agent.proc.wait(10)
             a.start_agent(haproxy_bin)
-            wait_until(lambda s=service: b.body(s)[0] == 200, "back after the restart", 60)
+            for node in others:
+                wait_until(lambda n=node, s=service: n.body(s)[0] == 200, "back after the restart", 60)
         out["expiry_s"] = summary(expiry)
         out["lease_s"] = LEASE
         out["expiry_target_s"] = LEASE + 2
@@ -166,7 +181,11 @@ def scale(args: argparse.Namespace) -> dict:
             converge(f"server h{index:02d}c01 ", "initial sync")
         print(f"initial sync {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         out: dict = {"hosts": args.hosts, "containers_per_host": args.containers,
-                     "initial_convergence_s": time.perf_counter() - started}
+                     "initial_convergence_s": time.perf_counter() - started,
+                     # all hosts start at once: conflicting applies (each a pipeline retry) and passes
+                     # that failed (gave up after the pipeline's retries; the agent retries them later)
+                     "initial_conflicts": sum(h[1].store.conflicts for h in hosts),  # type: ignore[attr-defined]
+                     "initial_failed_passes": sum(h[5].stats.failures for h in hosts)}
 
         def requests() -> int:
             total = 0
@@ -194,6 +213,7 @@ def scale(args: argparse.Namespace) -> dict:
         # until every other host's config holds the new one.
         latencies = []
         before = requests()
+        conflicts_before = sum(h[1].store.conflicts for h in hosts)  # type: ignore[attr-defined]
         churn_started = time.perf_counter()
         version = 0
         while time.perf_counter() - churn_started < args.minute:
@@ -208,6 +228,8 @@ def scale(args: argparse.Namespace) -> dict:
         out["churn_changes_per_minute"] = round(version / elapsed * 60, 1)
         out["churn_requests_per_host_per_minute"] = round((requests() - before) / args.hosts * 60 / elapsed, 1)
         out["churn_convergence_s"] = summary(latencies)
+        out["load_average"] = os.getloadavg()
+        out["churn_conflicts"] = sum(h[1].store.conflicts for h in hosts) - conflicts_before  # type: ignore[attr-defined]
     finally:
         for _, runtime, _, member, _, agent, thread in hosts:
             agent.stop()

@@ -22,8 +22,9 @@ Everything here is pure (the clock is injected); the store side is the
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -36,11 +37,18 @@ LEASE_HEARTBEATS = 3
 
 @dataclass(frozen=True)
 class HostRecord:
-    """What the store holds about one host: its heartbeat counter and advertised address."""
+    """What the store holds about one host: its heartbeat counter and advertised address.
+
+    ``at``: the wall-clock time (Unix seconds) of the last heartbeat, as read by the clock of
+    whoever wrote it (``None``: not recorded).  Agents write their own clocks, so across hosts it
+    is information only (``cosmos fleet status``); a central service that records every host
+    itself (the Lambda handler) judges liveness by it, on its own clock.
+    """
 
     host_id: str
     beats: int
     address: str | None = None
+    at: float | None = field(default=None, compare=False)  # information: two reads compare by counter and address
 
 
 @dataclass(frozen=True)
@@ -67,9 +75,10 @@ class FleetView:
 class FleetStore(Protocol):
     """The optional store capability fleet mode needs (SQLite and DynamoDB have it)."""
 
-    def heartbeat(self, table: str, host_id: str, address: str | None) -> FleetView:
-        """Add 1 to ``host_id``'s counter in ``table`` (creating the record) and store its address;
-        return the fleet as it is after the write (so a heartbeat doubles as a read).
+    def heartbeat(self, table: str, host_id: str, address: str | None, at: float | None = None) -> FleetView:
+        """Add 1 to ``host_id``'s counter in ``table`` (creating the record), store its address and
+        ``at`` (Unix seconds; default: this process's wall clock, ``time.time()``); return the fleet
+        as it is after the write (so a heartbeat doubles as a read).
 
         Must not change the namespace's revision, so it never conflicts with an apply.
         """
@@ -151,6 +160,58 @@ class Liveness:
         return sorted(self._seen)
 
 
+@dataclass(frozen=True)
+class DeadHosts:
+    """A verdict made once (by a central service, for one request): what rendering asks ``dead()``."""
+
+    hosts: frozenset[str] = frozenset()
+
+    def dead(self) -> frozenset[str]:
+        return self.hosts
+
+
+class PostedHosts:
+    """Liveness of hosts that report to one central process (``cosmos serve``), on its monotonic clock.
+
+    A host is alive while it posted within ``lease`` seconds.  A host first seen in the stored
+    state (it posted before this process started) gets a full lease from that moment.  Thread-safe.
+    """
+
+    def __init__(self, lease: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if not lease > 0:
+            raise ValueError("lease must be positive")
+        self.lease, self.clock = lease, clock
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def posted(self, host_id: str) -> None:
+        with self._lock:
+            self._last[host_id] = self.clock()
+
+    def seen(self, host_ids: Iterable[str | None]) -> None:
+        with self._lock:
+            now = self.clock()
+            for host_id in host_ids:
+                if host_id is not None:
+                    self._last.setdefault(host_id, now)
+
+    def dead(self, me: str | None = None) -> frozenset[str]:
+        """Hosts silent for ``lease`` seconds or more (never ``me``, the host posting now)."""
+        with self._lock:
+            now = self.clock()
+            return frozenset(h for h, t in self._last.items() if h != me and now - t >= self.lease)
+
+
+def stale_hosts(view: FleetView, now: float, lease: float, me: str | None = None) -> frozenset[str]:
+    """Hosts whose recorded heartbeat time (``HostRecord.at``) is ``lease`` seconds or more before ``now``.
+
+    Sound only when one clock wrote every ``at`` and reads ``now`` (the Lambda handler: the
+    service's own clock); a record without ``at`` is never judged, and ``me`` never.
+    """
+    return frozenset(h for h, r in view.hosts.items()
+                     if h != me and r.at is not None and now - r.at >= lease)
+
+
 def live_services(services: Mapping[str, Service], dead: frozenset[str] | set[str]) -> dict[str, Service]:
     """``services`` without the containers of ``dead`` hosts; a service left with none is left out.
 
@@ -203,17 +264,19 @@ class HostReport:
     beats: int | None  # None: containers stored, but the host never sent a heartbeat
     address: str | None
     containers: int
-    state: str  # alive | silent | dead | no-record
+    state: str  # alive | silent | dead | no-record | unjudged (not observed: no verdict)
     age: float | None  # seconds since the counter last advanced, when it did within the sample
+    at: float | None = None  # the host's own wall-clock time of its last heartbeat (information only)
 
 
-def report(first: FleetView, last: FleetView, sample: float, lease: float, advanced_at: Mapping[str, float],
-           services: Mapping[str, Service]) -> list[HostReport]:
+def report(first: FleetView, last: FleetView, sample: float | None, lease: float,
+           advanced_at: Mapping[str, float], services: Mapping[str, Service]) -> list[HostReport]:
     """Judge hosts from two reads ``sample`` seconds apart (``advanced_at``: seconds before the
     last read when each host's counter was last seen to advance).
 
     ``alive``: the counter advanced within the sample; ``dead``: it did not, over a sample
-    at least as long as the lease; ``silent``: it did not, over a shorter sample.
+    at least as long as the lease; ``silent``: it did not, over a shorter sample.  With
+    ``sample=None`` (one read, nothing observed) every host with a record is ``unjudged``.
     """
     counts = containers_per_host(services)
     hosts = sorted(set(last.hosts) | {h for h in counts if h is not None})
@@ -224,6 +287,9 @@ def report(first: FleetView, last: FleetView, sample: float, lease: float, advan
             lines.append(HostReport(host_id, None, None, counts.get(host_id, 0), "no-record", None))
             continue
         age = advanced_at.get(host_id)
-        state = "alive" if age is not None else ("dead" if sample >= lease else "silent")
-        lines.append(HostReport(host_id, record.beats, record.address, counts.get(host_id, 0), state, age))
+        if sample is None:
+            state = "unjudged"
+        else:
+            state = "alive" if age is not None else ("dead" if sample >= lease else "silent")
+        lines.append(HostReport(host_id, record.beats, record.address, counts.get(host_id, 0), state, age, record.at))
     return lines

@@ -60,7 +60,11 @@ def _retry_delay(attempt: int) -> float:
 
 
 class FleetSource:
-    """Wraps an event source: stamps snapshots with ``host_id``; re-yields the last one on :meth:`refresh`."""
+    """Wraps an event source: stamps snapshots with ``host_id``; re-yields the last one on :meth:`refresh`.
+
+    Precedence: a snapshot that names its own host (a payload's ``host`` field) keeps it; only a
+    snapshot without one is stamped with this agent's ``host_id``.
+    """
 
     def __init__(self, inner: EventSource, host_id: str) -> None:
         self.inner = inner
@@ -199,6 +203,36 @@ class FleetMember:
         return False
 
 
+class RemoteBeat:
+    """For an agent that asks a remote Cosmos (``cosmos serve``): its last snapshot is posted
+    again every ``heartbeat`` seconds, which is its heartbeat there (the service expires hosts that
+    stop posting) and how it learns other hosts' changes.  The config is reloaded only when its
+    bytes changed."""
+
+    def __init__(self, refresh: Callable[[], None], heartbeat: float) -> None:
+        self.refresh, self.heartbeat = refresh, heartbeat
+        #: While this says so (the agent's passes fail), no beat is sent: the agent's own pass
+        #: retry, with its backoff, owns the catching up; beats resume once a pass succeeded.
+        self.paused: Callable[[], bool] = lambda: False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> RemoteBeat:
+        self._thread = threading.Thread(target=self._run, name="cosmos-remote-beat", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.heartbeat):
+            if not self.paused():
+                self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
 def fleet_settings(settings: Settings) -> tuple[str, float, float, str | None]:
     """``(host_id, heartbeat, lease, advertise_address)`` checked; bad values name their setting."""
     import socket
@@ -216,7 +250,7 @@ def fleet_settings(settings: Settings) -> tuple[str, float, float, str | None]:
     return host_id, settings.heartbeat, lease, address or None
 
 
-def join(runtime: Runtime, source: EventSource) -> tuple[FleetSource, FleetMember | None]:
+def join(runtime: Runtime, source: EventSource) -> tuple[FleetSource, FleetMember | RemoteBeat | None]:
     """Put an agent into the fleet: its source stamped with the host id, and (with a
     local fleet-capable store) heartbeats, the generation poll and liveness-aware rendering.
 
@@ -227,7 +261,9 @@ def join(runtime: Runtime, source: EventSource) -> tuple[FleetSource, FleetMembe
     from cosmos_core.passes import LocalPass
 
     if not isinstance(runtime.strategy, LocalPass):  # a remote Cosmos merges by the payload's host
-        return wrapped, None
+        beat = RemoteBeat(wrapped.refresh, heartbeat)
+        wrapped.on_start = beat.start
+        return wrapped, beat
     url = runtime.store_url
     store = runtime.plugins.get("state_stores", url.scheme, field="store").factory(url, runtime.settings)
     if not isinstance(store, FleetStore):

@@ -92,3 +92,53 @@ def test_env_and_toml_set_the_host_id(runner: CliRunner, tmp_path: Path, monkeyp
     assert result.exit_code == 0, result.stderr
     hosts = sorted(c.host_id for c in SQLiteStore(f"{tmp_path}/s.db").load("t").services["web"].containers)
     assert hosts == ["from-env"]  # the env var wins over the file; container c1 changed owner
+
+
+def test_watch_events_payload_the_payload_host_wins_over_host_id(runner: CliRunner, tmp_path: Path) -> None:
+    """`cosmos watch --events payload`: a payload naming its `host` is that host's truth; without
+    `host`, the agent's `--host-id` owns it (the agent heartbeats as `--host-id` either way)."""
+    store = f"sqlite://{tmp_path}/s.db"
+    for name, data in (("named", {**PAYLOAD, "host": "node-x"}), ("plain", json.loads(json.dumps(PAYLOAD).replace("c1", "c2")))):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+        result = runner.invoke(app, ["watch", "--events", "payload", "--payload", str(tmp_path / f"{name}.json"),
+                                     "--store", store, "--host-id", "agent-1", "--reloader", "none", "--once"])
+        assert result.exit_code == 0, result.stderr
+    stored = SQLiteStore(f"{tmp_path}/s.db")
+    try:
+        owners = {c.id: c.host_id for s in stored.load("t").services.values() for c in s.containers}
+    finally:
+        stored.close()
+    assert owners == {"c1": "node-x", "c2": "agent-1"}
+
+
+def test_fleet_status_by_default_reads_once_and_judges_nothing(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:
+    """The default never waits (one read: counters and each host's recorded heartbeat time as
+    information); `--observe SECONDS` judges liveness on the command's own clock."""
+    import time
+
+    store = f"sqlite://{tmp_path}/s.db"
+    seed(runner, store, "node-a", "a1")
+    raw = SQLiteStore(f"{tmp_path}/s.db")
+    raw.heartbeat("t", "node-a", "192.0.2.1", at=1_764_488_400.0)  # 2025-11-30T07:40:00Z by node-a's clock
+    raw.close()
+
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError(f"fleet status waited {seconds} s")
+
+    monkeypatch.setattr(time, "sleep", no_waiting)
+    result = runner.invoke(app, ["fleet", "status", "--store", store, "--table", "t", "--json"])
+    assert result.exit_code == 0, result.stderr or result.stdout
+    data = json.loads(result.stdout)
+    assert data["judged"] is False and data["sampled_s"] == 0
+    host = data["hosts"][0]
+    assert (host["host"], host["state"], host["beats"]) == ("node-a", "unjudged", 1)
+    assert host["heartbeat_at"] == "2025-11-30T07:40:00Z" and host["heartbeat_wall_age_s"] > 0
+    text = runner.invoke(app, ["fleet", "status", "--store", store, "--table", "t"]).stdout
+    assert "node-a  unjudged  beats=1" in text and "last_heartbeat=2025-11-30T07:40:00Z" in text
+    assert "not observed (--observe SECONDS judges liveness)" in text
+    monkeypatch.undo()
+    observed = runner.invoke(app, ["fleet", "status", "--store", store, "--table", "t", "--observe", "0.3",
+                                   "--heartbeat", "0.1", "--lease", "0.2", "--json"])
+    assert json.loads(observed.stdout)["hosts"][0]["state"] == "dead"  # no beat in 0.3 s >= the lease
+    bad = runner.invoke(app, ["fleet", "status", "--store", store, "--observe", "-1"])
+    assert bad.exit_code == 2 and "observe" in bad.stderr

@@ -223,3 +223,27 @@ def test_the_live_hosts_gauge_follows_what_this_agent_sees() -> None:
     finally:
         member.stop()
         metrics.disable()
+
+
+def test_a_remote_beat_refreshes_every_heartbeat_unless_the_agent_is_failing() -> None:
+    from cosmos_core.fleet_agent import RemoteBeat
+
+    refreshed: list[int] = []
+    asked = threading.Semaphore(0)
+    failing = [True]
+
+    def paused() -> bool:
+        asked.release()
+        return failing[0]
+
+    beat = RemoteBeat(lambda: refreshed.append(1), 0.01)
+    beat.paused = paused
+    beat.start()
+    try:
+        for _ in range(3):  # three beats while failing: the agent's own retry owns them
+            assert asked.acquire(timeout=10)
+        assert refreshed == []
+        failing[0] = False
+        wait_for(lambda: len(refreshed) >= 2, "beats once the agent recovered")
+    finally:
+        beat.stop()

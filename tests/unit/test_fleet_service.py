@@ -72,3 +72,85 @@ def test_a_store_file_from_before_fleet_mode_gains_the_host_column(tmp_path: Pat
     store.apply("t", diff({}, {"web": web}), store.load("t"))
     assert store.load("t").services["web"] == web
     store.close()
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("liveness", ["process", "store"])
+def test_a_host_that_stops_posting_expires_after_the_lease_and_returns(tmp_path: Path, liveness: str) -> None:
+    """serve ("process": memory, monotonic clock) and Lambda ("store": the post times recorded in the
+    store, the handler's wall clock) leave a silent host's containers out once its lease ran out."""
+    clock = FakeClock()
+    api = Api(Settings(store=f"sqlite://{tmp_path / 'state.db'}", heartbeat=1.0, lease=3.0), liveness=liveness,
+              clock=clock)
+    handler = LambdaApp(api)
+
+    def post(body: bytes) -> str:
+        if liveness == "process":
+            return api.generate(body).body.decode()
+        return str(handler(v2_event("POST", "/generate", body, JSON), None)["body"])
+
+    try:
+        assert "server a1 " in post(report("a", "a1"))
+        clock.now += 2.9
+        assert "server a1 " in post(report("b", "b1"))  # a posted 2.9 s ago: alive
+        clock.now += 0.2
+        config = post(report("b", "b1"))
+        assert "server a1 " not in config and "server b1 " in config  # 3.1 s: a is dead
+        assert stored(api) == [("a1", "a"), ("b1", "b")]  # still stored: it returns when a posts again
+        clock.now += 10
+        config = post(report("a", "a1"))
+        assert "server a1 " in config and "server b1 " not in config  # now b is the silent one
+        # A payload without a host is the single-host truth: nothing is judged.
+        assert api._judge(None, "t", None) is None  # type: ignore[arg-type]
+    finally:
+        api.close()
+
+
+def test_serve_gives_hosts_stored_before_it_started_a_full_lease(tmp_path: Path) -> None:
+    store = f"sqlite://{tmp_path / 'state.db'}"
+    first = Api(Settings(store=store))
+    first.generate(report("a", "a1"))
+    first.close()
+    clock = FakeClock()
+    api = Api(Settings(store=store, heartbeat=1.0, lease=3.0), clock=clock)
+    try:
+        assert "server a1 " in api.generate(report("b", "b1")).body.decode()  # a first seen now
+        clock.now += 3.5
+        assert "server a1 " not in api.generate(report("b", "b1")).body.decode()
+    finally:
+        api.close()
+
+
+def test_the_lambda_handler_records_posts_in_the_store(tmp_path: Path) -> None:
+    from cosmos_core.server.lambda_handler import from_environment
+
+    app = from_environment({"COSMOS_STORE": f"sqlite://{tmp_path / 'state.db'}", "COSMOS_LEASE": "30"})
+    try:
+        assert app.api.liveness == "store" and app.api.lease == 30
+        assert app(v2_event("POST", "/generate", report("a", "a1"), JSON), None)["statusCode"] == 200
+        from cosmos_core.builtin.sqlite_store import SQLiteStore
+
+        raw = SQLiteStore(str(tmp_path / "state.db"))
+        record = raw.fleet("t").hosts["a"]
+        raw.close()
+        assert record.beats == 1 and record.at is not None
+    finally:
+        app.api.close()
+
+
+def test_a_lease_that_is_not_positive_is_refused_at_start(tmp_path: Path) -> None:
+    from cosmos_core.errors import ValidationError
+
+    with pytest.raises(ValidationError) as exc:
+        Api(Settings(store=f"sqlite://{tmp_path / 'state.db'}", lease=0.0))
+    assert exc.value.field == "lease"
+    with pytest.raises(ValidationError) as exc:
+        Api(Settings(store=f"sqlite://{tmp_path / 'state.db'}", heartbeat=-1.0))
+    assert exc.value.field == "heartbeat"

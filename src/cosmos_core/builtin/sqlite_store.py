@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -45,7 +46,7 @@ CREATE TABLE IF NOT EXISTS containers (
 CREATE TABLE IF NOT EXISTS revisions (
     tbl TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hosts (
-    tbl TEXT NOT NULL, host TEXT NOT NULL, beats INTEGER NOT NULL, address TEXT,
+    tbl TEXT NOT NULL, host TEXT NOT NULL, beats INTEGER NOT NULL, address TEXT, at REAL,
     PRIMARY KEY (tbl, host)) WITHOUT ROWID;
 """
 
@@ -191,21 +192,23 @@ class SQLiteStore:
 
     # ------------------------------------------------------------- fleet
 
-    def heartbeat(self, table: str, host_id: str, address: str | None) -> FleetView:
-        """Count one heartbeat of ``host_id`` (the revision is left alone); the fleet after it."""
+    def heartbeat(self, table: str, host_id: str, address: str | None, at: float | None = None) -> FleetView:
+        """Count one heartbeat of ``host_id`` at ``at`` (default ``time.time()``; the revision is left
+        alone); the fleet after it."""
         with self._errors():
             self.conn.execute(
-                "INSERT INTO hosts (tbl, host, beats, address) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (tbl, host) DO UPDATE SET beats = beats + 1, address = excluded.address",
-                (table, host_id, address),
+                "INSERT INTO hosts (tbl, host, beats, address, at) VALUES (?, ?, 1, ?, ?) "
+                "ON CONFLICT (tbl, host) DO UPDATE SET beats = beats + 1, address = excluded.address, at = excluded.at",
+                (table, host_id, address, time.time() if at is None else at),
             )
         return self.fleet(table)
 
     def fleet(self, table: str) -> FleetView:
         with self._reading() as conn:
             revision = self._revision(table)
-            rows = conn.execute("SELECT host, beats, address FROM hosts WHERE tbl = ? ORDER BY host", (table,)).fetchall()
-        hosts = {host: HostRecord(host, beats, address) for host, beats, address in rows}
+            rows = conn.execute("SELECT host, beats, address, at FROM hosts WHERE tbl = ? ORDER BY host",
+                                (table,)).fetchall()
+        hosts = {host: HostRecord(host, beats, address, at) for host, beats, address, at in rows}
         return FleetView(revision, hosts, settled=revision)  # a plan is one transaction: settled at once
 
     def forget_host(self, table: str, host_id: str) -> bool:
@@ -290,13 +293,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
         columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if "options" not in columns:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN options TEXT")
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(containers)")}
-    if "host_id" not in columns:  # a file from before fleet mode
-        try:
-            conn.execute("ALTER TABLE containers ADD COLUMN host_id TEXT")
-        except sqlite3.OperationalError as exc:  # another handle migrated it meanwhile
-            if "duplicate column" not in str(exc):
-                raise
+    for table, column, kind in (("containers", "host_id", "TEXT"), ("hosts", "at", "REAL")):
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:  # a file from before fleet mode / heartbeat times
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as exc:  # another handle migrated it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def open_store(url: StoreURL, settings: Settings) -> SQLiteStore:

@@ -23,8 +23,9 @@ def status(
     table: TableOpt = None,
     sample: Annotated[
         Optional[float],
-        typer.Option("--sample", help="Seconds to watch the heartbeat counters (0: one read, no verdict). "
-                     "(default: heartbeat + 1)", show_default=False),
+        typer.Option("--observe", "--sample", help="Seconds to watch the heartbeat counters and judge liveness "
+                     "on this command's own clock (a lease or more: silent hosts are dead). (default: no "
+                     "verdict, one read)", show_default=False),
     ] = None,
     heartbeat: Annotated[Optional[float], typer.Option("--heartbeat", help="The agents' heartbeat, seconds. (default: 5)",
                                                        show_default=False)] = None,
@@ -32,10 +33,12 @@ def status(
                                                    show_default=False)] = None,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """Hosts, heartbeat counter and age, lease, containers per host, and the fleet generation.
+    """Hosts, heartbeat counter, containers per host, and the fleet generation, from one read.
 
-    Liveness is judged as an agent does, on this command's own clock: a host is
-    alive if its counter advances while the command watches (--sample seconds).
+    Shown as information: each host's last heartbeat time as its own clock wrote it (clocks
+    may differ, so no verdict comes of it).  With --observe SECONDS liveness is judged as an
+    agent does, on this command's own clock: a host is alive if its counter advances while
+    the command watches.
     """
     settings = common.settings(ctx, store=store, table=table, heartbeat=heartbeat, lease=lease)
     with common.errors(settings.debug):
@@ -47,9 +50,9 @@ def status(
 
         if not settings.heartbeat > 0:
             raise ValidationError("heartbeat", settings.heartbeat, "must be a positive number of seconds")
-        span = settings.heartbeat + 1 if sample is None else sample
+        span = 0.0 if sample is None else sample
         if not span >= 0:
-            raise ValidationError("sample", sample, "must be zero or more seconds")
+            raise ValidationError("observe", sample, "must be zero or more seconds")
         the_lease = lease_for(settings.heartbeat, settings.lease)
         runtime = Runtime(settings, create_store=False)
         try:
@@ -66,24 +69,29 @@ def status(
             services = runtime.store.load(settings.table).services
         finally:
             runtime.close()
-        lines = report(first, last, span, the_lease, {h: last_at - t for h, t in advanced.items()}, services)
+        lines = report(first, last, sample, the_lease, {h: last_at - t for h, t in advanced.items()}, services)
+        now = time.time()
     data: dict[str, Any] = {
         "store": runtime.store_url.safe, "table": settings.table, "generation": last.generation,
-        "heartbeat_s": settings.heartbeat, "lease_s": the_lease, "sampled_s": span,
+        "heartbeat_s": settings.heartbeat, "lease_s": the_lease, "sampled_s": span, "judged": sample is not None,
         "hosts": [{"host": h.host_id, "beats": h.beats, "address": h.address, "containers": h.containers,
-                   "state": h.state, "age_s": None if h.age is None else round(h.age, 2)} for h in lines],
+                   "state": h.state, "age_s": None if h.age is None else round(h.age, 2),
+                   "heartbeat_at": _utc(h.at), "heartbeat_wall_age_s": None if h.at is None else round(now - h.at, 1)}
+                  for h in lines],
     }
     if as_json:
         common.write_stdout(json.dumps(data, indent=2, sort_keys=True) + "\n")
         return
+    observed = f"observed: {span:g} s" if sample is not None else "not observed (--observe SECONDS judges liveness)"
     out = [f"store: {data['store']}  table: {settings.table}  generation: {last.generation}  "
-           f"lease: {the_lease:g} s  sampled: {span:g} s"]
+           f"lease: {the_lease:g} s  {observed}"]
     if not lines:
         out.append("(no hosts)")
-    for h in lines:
+    for h, row in zip(lines, data["hosts"], strict=True):
         age = "-" if h.age is None else f"{h.age:.1f}s"
+        written = "-" if h.at is None else f"{row['heartbeat_at']} ({row['heartbeat_wall_age_s']:g}s ago by its clock)"
         out.append(f"  {h.host_id}  {h.state}  beats={h.beats if h.beats is not None else '-'}  age={age}  "
-                   f"address={h.address or '-'}  containers={h.containers}")
+                   f"address={h.address or '-'}  containers={h.containers}  last_heartbeat={written}")
     common.write_stdout("\n".join(out) + "\n")
 
 
@@ -124,6 +132,15 @@ def forget(
             raise ValidationError("host", host, f"is not known in table {settings.table!r}")
     common.write_stdout(f"forgot host {host}: record {'removed' if forgot else 'absent'}, "
                         f"{removed} container(s) removed\n")
+
+
+def _utc(at: float | None) -> str | None:
+    """Unix seconds as ``2026-11-30T07:40:00Z`` (``None`` stays ``None``)."""
+    import datetime
+
+    if at is None:
+        return None
+    return datetime.datetime.fromtimestamp(at, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _fleet_store(runtime: Any) -> Any:

@@ -139,7 +139,7 @@ def watch(
         from dataclasses import replace
 
         from cosmos_core.agent import Agent, install_signal_handlers
-        from cosmos_core.fleet_agent import join
+        from cosmos_core.fleet_agent import RemoteBeat, join
         from cosmos_core.runtime import Runtime
 
         settings = replace(settings, events=agent_default(plugins, "event_sources", settings.events, "events"),
@@ -155,6 +155,8 @@ def watch(
             runtime.strategy.check()  # fail fast: a local store that cannot be reached
             source, member = join(runtime, runtime.event_source())
             agent = Agent(runtime, source, runtime.reloader)
+            if isinstance(member, RemoteBeat):
+                member.paused = lambda: agent.failing  # a failing agent's own retry catches up
             if runtime.settings.options.get("acme_directory") or runtime.settings.options.get("certs_dir"):
                 from cosmos_core.tls_agent import attach
 

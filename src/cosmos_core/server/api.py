@@ -29,6 +29,14 @@ used by one thread at a time - and ``generate`` holds a per-table lock
 Requests for one table are therefore serialised inside a process and never
 race; across processes or hosts (several servers, Lambda instances) the
 store's optimistic locking catches the race and the pipeline retries.
+
+Fleet liveness (payloads with a ``host``): a host that has not posted for
+``lease`` seconds is dead and its containers leave every config rendered here
+(they stay stored and return when it posts again).  ``cosmos serve`` judges on
+its own monotonic clock, in memory (``liveness="process"``); the Lambda handler,
+whose instances share no memory, records each post in the store's host record
+(counter + the handler's wall-clock time) and judges by the handler's wall clock
+(``liveness="store"``): only the service's own clock is ever compared with itself.
 """
 
 from __future__ import annotations
@@ -243,8 +251,26 @@ PARSE_SLOTS = 2
 class Api:
     """The three endpoints as synchronous methods (call them from worker threads)."""
 
-    def __init__(self, settings: Settings, plugins: Plugins | None = None) -> None:
+    def __init__(self, settings: Settings, plugins: Plugins | None = None, liveness: str = "process",
+                 clock: Any = None) -> None:
+        """``liveness``: ``"process"`` (hosts judged in memory on ``clock``, default ``time.monotonic``)
+        or ``"store"`` (posts recorded in the store's host records, judged on ``clock``, default
+        ``time.time``); see the module docstring.  A lease that is not a positive number of seconds
+        is a :class:`ValidationError` naming ``lease`` (or ``heartbeat``, when the lease derives from it)."""
+        from cosmos_core.fleet import lease_for
+
+        if liveness not in ("process", "store"):
+            raise ValueError(f"liveness must be 'process' or 'store', not {liveness!r}")
         self.settings = settings
+        self.liveness = liveness
+        self.lease = lease_for(settings.heartbeat, settings.lease)
+        if not self.lease > 0:
+            raise ValidationError("lease" if settings.lease is not None else "heartbeat",
+                                  settings.lease if settings.lease is not None else settings.heartbeat,
+                                  "must be a positive number of seconds")
+        self.clock = clock or (time.monotonic if liveness == "process" else time.time)
+        self._posted: dict[str, Any] = {}  # table -> PostedHosts (liveness="process")
+        self._posted_lock = threading.Lock()
         self.plugins = plugins if plugins is not None else Plugins.discover()
         self.pool = RuntimePool(settings, self.plugins)
         self.locks = TableLocks()
@@ -296,7 +322,12 @@ class Api:
             table = snapshot.table or self.settings.table
             with self.locks(table), self.pool.borrow() as runtime:
                 started = time.perf_counter()
-                result = pipeline.generate(runtime, snapshot)
+                runtime.liveness = self._judge(runtime, table, snapshot.host_id)
+                try:
+                    result = pipeline.generate(runtime, snapshot)
+                finally:
+                    runtime.liveness = None
+                self._record(runtime, table, snapshot.host_id, result.services)
                 seconds = time.perf_counter() - started
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON reply
             metrics.pass_failed(exc)
@@ -305,6 +336,34 @@ class Api:
         if path == "/cosmonaut":
             return Reply(200, cosmonaut_string(result.config), JSON_TYPE)
         return Reply(200, result.config.encode(), TEXT_TYPE)
+
+    def _judge(self, runtime: Runtime, table: str, host_id: str | None) -> Any:
+        """The dead hosts for rendering this request (``None``: not a fleet request, nothing judged)."""
+        from cosmos_core.fleet import DeadHosts, FleetStore, PostedHosts, stale_hosts
+
+        if host_id is None:
+            return None
+        if self.liveness == "process":
+            with self._posted_lock:
+                posted = self._posted.setdefault(table, PostedHosts(self.lease, self.clock))
+            return DeadHosts(posted.dead(me=host_id))
+        store = runtime.store
+        if not isinstance(store, FleetStore):
+            return None
+        return DeadHosts(stale_hosts(store.fleet(table), self.clock(), self.lease, me=host_id))
+
+    def _record(self, runtime: Runtime, table: str, host_id: str | None, services: Any) -> None:
+        """After a successful pass: note ``host_id``'s post (and, in memory, the hosts stored)."""
+        from cosmos_core.fleet import FleetStore
+
+        if host_id is None:
+            return
+        if self.liveness == "process":
+            posted = self._posted[table]
+            posted.seen(c.host_id for s in services for c in s.containers)
+            posted.posted(host_id)
+        elif isinstance(runtime.store, FleetStore):
+            runtime.store.heartbeat(table, host_id, None, at=self.clock())
 
     def healthz(self) -> Reply:
         """200 when the store answers a ping, 503 when it does not."""

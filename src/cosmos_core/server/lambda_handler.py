@@ -168,7 +168,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> LambdaApp:
     env.setdefault("COSMOS_STORE", DEFAULT_STORE)
     settings = load(environ=env)
     logs.configure("json", settings.log_level)
-    api = Api(settings)
+    api = Api(settings, liveness="store")  # instances share no memory: posts are recorded in the store
     api.check()
     return LambdaApp(api)
 

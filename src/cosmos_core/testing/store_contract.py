@@ -23,7 +23,10 @@ session.  Override the class attributes to tune sizes.
 Fleet mode (:class:`cosmos_core.fleet.FleetStore`): container host ids round
 trip, heartbeats count up without moving the revision (so they never conflict
 with an apply), the generation moves with every apply, ``forget_host``, and
-concurrent hosts that each report their own containers all land.  A store
+concurrent hosts that each report their own containers all land, and the
+last container of a service leaving one host while another host adds the
+first never loses the service (driven by hand through :meth:`StoreContract.interleaved`,
+which a store that writes item by item overrides).  A store
 without fleet support sets ``fleet = False`` and those cases are skipped.
 """
 
@@ -33,6 +36,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +123,42 @@ class _BarrierStore:
         return getattr(self.inner, name)
 
 
+@dataclass
+class _ActsInApply:
+    """Delegates to ``inner``; its first ``apply`` runs ``action()`` before writing anything."""
+
+    inner: StateStore
+    action: Callable[[], None]
+    fired: bool = False
+
+    def apply(self, table: str, plan: Plan, base: State) -> ApplyResult:
+        if not self.fired:
+            self.fired = True
+            self.action()
+        return self.inner.apply(table, plan, base)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@dataclass
+class _Preloaded:
+    """Delegates to ``inner``; its first ``load`` returns ``state`` (read earlier)."""
+
+    inner: StateStore
+    state: State
+    used: bool = False
+
+    def load(self, table: str) -> State:
+        if not self.used:
+            self.used = True
+            return self.state
+        return self.inner.load(table)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class StoreContract:
     """Inherit and provide a ``make_store`` fixture (see the module docstring)."""
 
@@ -139,6 +179,22 @@ class StoreContract:
         handle = make_store()
         yield handle
         handle.close()
+
+    @contextmanager
+    def interleaved(self, store: StateStore, point: str, action: Callable[[], None]) -> Iterator[Any]:
+        """Yield a handle on ``store`` whose next ``apply`` runs ``action()`` once, at ``point``:
+
+        * ``"claimed"``: after the apply claimed its revision, before it writes any item;
+        * ``"deleting"``: just before it deletes a service item.
+
+        The context exits with a failure if ``action`` never ran.  This default runs it as
+        ``apply`` starts, which is every point of a store that writes a plan in one
+        transaction (no other writer can come between); a store that writes item by item
+        overrides it (the DynamoDB contract hooks botocore's events).
+        """
+        handle = _ActsInApply(store, action)
+        yield handle
+        assert handle.fired, f"the apply never reached {point!r}"
 
     @pytest.fixture
     def table(self) -> str:
@@ -395,6 +451,16 @@ class StoreContract:
             assert fleet.fleet(table).generation == generations[-1]
         assert generations == sorted(set(generations))
 
+    def test_heartbeats_record_the_time_given_or_the_writers_clock(self, store: StateStore, table: str) -> None:
+        import time
+
+        fleet = self.fleet_store(store)
+        fleet.heartbeat(table, "host-a", None, at=1000.25)
+        assert fleet.fleet(table).hosts["host-a"].at == 1000.25
+        before = time.time()
+        view = fleet.heartbeat(table, "host-a", None)
+        assert view.hosts["host-a"].beats == 2 and before - 1 <= view.hosts["host-a"].at <= time.time() + 1
+
     def test_forget_host_removes_only_its_record(self, store: StateStore, table: str) -> None:
         fleet = self.fleet_store(store)
         fleet.heartbeat(table, "host-a", None)
@@ -403,6 +469,63 @@ class StoreContract:
         assert fleet.forget_host(table, "host-a") is False
         assert fleet.forget_host(table + "-none", "host-a") is False
         assert list(fleet.fleet(table).hosts) == ["host-b"]
+
+    @pytest.mark.parametrize("point, inside", [("claimed", True), ("deleting", True), ("claimed", False)],
+                             ids=["b-passes-after-a-claimed", "b-passes-before-a-deletes", "b-reads-during-a-applies-after"])
+    def test_last_container_leaving_one_host_while_another_adds_the_first_keeps_the_service(
+        self, store: StateStore, make_store: StoreFactory, table: str, point: str, inside: bool
+    ) -> None:
+        """Host a removes the last container of ``race`` while host b adds its first one.
+
+        ``inside``: b's whole pass runs at ``point`` of a's apply; else b only reads there
+        and writes from that stale read after a's pass ended.  Whatever the order, the
+        service is stored with b's container at once (no later pass repairs it).
+        """
+        from cosmos_core import pipeline
+
+        self.fleet_store(store)
+        a1, b1 = Container("a1", "10.3.0.1", 8080), Container("b1", "10.3.0.2", 8080)
+
+        def report(handle: Any, host: str, *containers: Container) -> Any:
+            candidate = Service("race", "host", "race.example.com", None, 8080, containers)
+            running = tuple(RunningContainer("race", c) for c in containers)
+            return pipeline.generate(runtime_for(handle), Snapshot(table, running, (candidate,) if containers else (),
+                                                                   host_id=host))
+
+        report(store, "a", a1)
+        other = make_store()
+        try:
+            read: dict[str, State] = {}
+
+            def b_acts() -> None:
+                if inside:
+                    report(other, "b", b1)
+                else:
+                    read["b"] = other.load(table)
+
+            with self.interleaved(store, point, b_acts) as handle:
+                result = report(handle, "a")
+            if inside:
+                assert "10.3.0.2:8080" in result.config  # a re-read after its plan met b's add
+            else:
+                report(_Preloaded(other, read["b"]), "b", b1)
+            final = self.reopen(make_store, table)
+            assert "race" in final, "the service item was lost: b's container is stored but not served"
+            assert [(c.id, c.host_id) for c in final["race"].containers] == [("b1", "b")]
+        finally:
+            other.close()
+
+    def test_a_fleet_service_in_its_grace_period_stays_stored_empty(self, store: StateStore, table: str) -> None:
+        from cosmos_core import pipeline
+
+        self.fleet_store(store)
+        a1 = Container("a1", "10.3.0.1", 8080)
+        graced = Service("held", "host", "held.example.com", None, 8080, (a1,), options=(("grace", 60),))
+        pipeline.generate(runtime_for(store), Snapshot(table, (RunningContainer("held", a1),), (graced,),
+                                                       host_id="a", at=1000.0))
+        pipeline.generate(runtime_for(store), Snapshot(table, host_id="a", at=1010.0))
+        held = dict(store.load(table).services)["held"]
+        assert held.containers == () and dict(held.options) == {"grace": 60, "empty_since": 1010.0}
 
     def test_concurrent_hosts_each_land_their_own_truth(self, make_store: StoreFactory, table: str) -> None:
         """Every host reports different containers of one shared service from one stale base."""

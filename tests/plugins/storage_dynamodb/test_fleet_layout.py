@@ -43,4 +43,45 @@ def test_a_fleet_apply_settles_after_its_last_write(open_dynamodb) -> None:
     order.clear()
     state = store.load("t")
     store.apply("t", diff(state.services, {"web": svc(Container("c2", "10.0.0.2"))}), state)
-    assert order.count("UpdateItem") == 2  # c1 (h1) removed: still a fleet plan
+    # c1 (h1) removed: still a fleet plan: the revision ADD, c2's join (ver + 1), and the settle last
+    assert order.count("UpdateItem") == 3 and order[-1] == "UpdateItem"
+    view = store.fleet("t")
+    assert view.settled == view.generation == 2
+
+
+def test_fleet_ops_check_a_service_a_host_leaves_unless_it_is_kept_empty_on_purpose() -> None:
+    a1 = Container("a1", "10.0.0.1", None, host_id="a")
+    b1 = Container("b1", "10.0.0.2", None, host_id="b")
+    # a leaves, b (as a saw it) stays: b may be leaving at the same moment, so the service is checked
+    ops = layout.fleet_ops("t", diff({"web": svc(a1, b1)}, {"web": svc(b1)}), 2)
+    assert ops.vacated == [("web", False)] and [i["sk"]["S"] for i in ops.container_deletes] == ["ctr#web#a1"]
+    # the last container goes: the service delete is guarded
+    ops = layout.fleet_ops("t", diff({"web": svc(a1)}, {}), 2)
+    assert ops.vacated == [("web", True)]
+    # a grace period keeps the service empty on purpose: never vacated
+    graced = svc(a1).derive(options=(("grace", 30),))
+    held = graced.derive(containers=(), options=(("empty_since", 1000.0), ("grace", 30)))
+    ops = layout.fleet_ops("t", diff({"web": graced}, {"web": held}), 2)
+    assert ops.vacated == [] and ops.settings == [held]
+    # a container added: it is put, then the service joined (ver + 1)
+    ops = layout.fleet_ops("t", diff({"web": svc(a1)}, {"web": svc(a1, b1)}), 2)
+    assert [s.name for s in ops.joined] == ["web"] and ops.settings == [] and ops.vacated == []
+
+
+def test_hosts_writing_from_one_stale_base_never_refuse_each_other(open_dynamodb) -> None:
+    """Hosts starting at once all load the empty namespace, then all apply: with the namespace
+    lock all but one conflicted and retried; fleet plans take no lock, so none conflicts."""
+    from cosmos_core.reconcile import reconcile
+    from cosmos_core.model import RunningContainer, Snapshot
+
+    hosts = [open_dynamodb() for _ in range(5)]
+    bases = [h.load("t") for h in hosts]
+    for i, (handle, base) in enumerate(zip(hosts, bases, strict=True)):
+        mine = Container(f"h{i}c", f"10.0.0.{i + 1}", None)
+        snapshot = Snapshot("t", (RunningContainer("web", mine),), (svc(mine),), host_id=f"h{i}")
+        handle.apply("t", diff(base.services, reconcile(base.services, snapshot)), base)
+    assert sum(h.conflicts for h in hosts) == 0
+    stored = hosts[0].load("t").services["web"]
+    assert sorted((c.id, c.host_id) for c in stored.containers) == [(f"h{i}c", f"h{i}") for i in range(5)]
+    view = hosts[0].fleet("t")
+    assert view.generation == view.settled == 5  # every apply moved the generation once

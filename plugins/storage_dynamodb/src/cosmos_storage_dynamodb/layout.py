@@ -5,7 +5,7 @@ so one paginated ``Query`` reads a whole namespace.  Sort keys::
 
     rev#<owner>              revision item  {rev, hb#<host>..., ad#<host>...}: the optimistic lock
                              (and fleet generation), plus each fleet host's heartbeat counter and address
-    svc#<service>            service item   {mode, predicate, cookie?, port?, at}
+    svc#<service>            service item   {mode, predicate, cookie?, port?, at, ver?}
     ctr#<service>#<id>       container item {host, port?, owner, host_id?, at[, expires]}
 
 ``at`` is the revision that wrote the item.  Names and container ids never
@@ -19,9 +19,20 @@ reported it; absent in single-host mode; ``owner`` stays ``shared``, the
 writers' lock).  Heartbeats are top-level attributes ``hb#<host>`` (a counter,
 ``ADD``-ed by an ``UpdateItem`` that never touches ``rev``, so heartbeats never
 conflict with applies) and ``ad#<host>`` (the advertised address) on the
-revision item, with ``settled`` (the latest revision whose writes all landed,
+revision item, with ``at#<host>`` (the writer's wall-clock time of that heartbeat) and ``settled`` (the latest revision whose writes all landed,
 set after the last batch of a plan that touches fleet containers), so one ``GetItem`` reads the fleet generation and every host
 record (:func:`decode_fleet`).  ``load`` projects neither.
+
+Fleet plans (:func:`is_fleet_plan`) take no namespace lock: every host writes only
+its own container items, and the one item hosts share, the service item, is
+guarded instead (:class:`FleetOps`).  ``ver`` on the service item is a counter
+that every fleet container add bumps *after* its container item landed (and that
+recreates the service item if it is gone); a host that leaves a service deletes
+the service item only if, after its own container deletes, a strongly consistent
+read finds no container item of it left, and only on the condition that ``ver``
+still holds the value read *before* that check.  So a delete can never land
+after another host's add completed, and an add that lands after a delete puts
+the service back itself: no transaction, no repair pass.
 """
 
 from __future__ import annotations
@@ -33,7 +44,8 @@ from typing import Any
 from cosmos_core import options as opts
 from cosmos_core.errors import ValidationError
 from cosmos_core.fleet import FleetView, HostRecord
-from cosmos_core.model import Container, Plan, Service
+from cosmos_core.grace import GRACE
+from cosmos_core.model import Change, Container, Plan, Service
 
 PK, SK = "pk", "sk"
 SHARED_OWNER = "shared"
@@ -44,8 +56,12 @@ CONTAINER_PREFIX = "ctr#"
 EXPIRES = "expires"
 HEARTBEAT_PREFIX = "hb#"
 ADDRESS_PREFIX = "ad#"
+#: Wall-clock time (Unix seconds) of a host's last heartbeat, by the writer's clock.
+BEAT_TIME_PREFIX = "at#"
 #: On the revision item: the latest revision whose writes all landed (fleet plans only).
 SETTLED = "settled"
+#: On a service item: bumped by every fleet container add (guards the service delete).
+VERSION = "ver"
 #: What ``load`` projects: everything but pk, owner, the write stamps and heartbeats.
 LOAD_ATTRIBUTES = ("sk", "rev", "mode", "predicate", "cookie", "port", "host", "options", "host_id")
 
@@ -72,17 +88,47 @@ def container_key(namespace: str, service: str, container_id: str) -> Item:
     return {PK: _s(namespace), SK: _s(f"{CONTAINER_PREFIX}{service}#{container_id}")}
 
 
+def _service_settings(service: Service, revision: int) -> Item:
+    settings: Item = {"mode": _s(service.mode), "predicate": _s(service.predicate), "at": _n(revision)}
+    if service.cookie is not None:
+        settings["cookie"] = _s(service.cookie)
+    if service.port is not None:
+        settings["port"] = _n(service.port)
+    if service.options:
+        settings["options"] = _s(opts.encode(service.options) or "")
+    return settings
+
+
 def service_item(namespace: str, service: Service, revision: int) -> Item:
     """The routing settings of ``service`` (never its containers)."""
     item = service_key(namespace, service.name)
-    item.update(mode=_s(service.mode), predicate=_s(service.predicate), at=_n(revision))
-    if service.cookie is not None:
-        item["cookie"] = _s(service.cookie)
-    if service.port is not None:
-        item["port"] = _n(service.port)
-    if service.options:
-        item["options"] = _s(opts.encode(service.options) or "")
+    item.update(_service_settings(service, revision))
     return item
+
+
+#: The optional settings attributes of a service item (REMOVEd by an update when unset).
+OPTIONAL_SETTINGS = ("cookie", "port", "options")
+
+
+def service_update(namespace: str, service: Service, revision: int, bump: bool) -> dict[str, Any]:
+    """``UpdateItem`` arguments (no table name) that set ``service``'s settings in place.
+
+    Unlike a put it keeps ``ver``; ``bump`` also adds 1 to it (a container add that
+    found the service item gone puts it back this way).
+    """
+    settings = _service_settings(service, revision)
+    names = {f"#{k}": k for k in settings} | {f"#{k}": k for k in OPTIONAL_SETTINGS if k not in settings}
+    values = {f":{k}": v for k, v in settings.items()}
+    expression = "SET " + ", ".join(f"#{k} = :{k}" for k in settings)
+    absent = [f"#{k}" for k in OPTIONAL_SETTINGS if k not in settings]
+    if absent:
+        expression += " REMOVE " + ", ".join(absent)
+    if bump:
+        names["#ver"] = VERSION
+        values[":one"] = _n(1)
+        expression += " ADD #ver :one"
+    return {"Key": service_key(namespace, service.name), "UpdateExpression": expression,
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
 
 
 def container_item(
@@ -110,8 +156,19 @@ def decode_fleet(item: Item | None) -> FleetView:
         if name.startswith(HEARTBEAT_PREFIX):
             host_id = name[len(HEARTBEAT_PREFIX):]
             address = item.get(ADDRESS_PREFIX + host_id, {}).get("S")
-            hosts[host_id] = HostRecord(host_id, int(value["N"]), address)
+            at = item.get(BEAT_TIME_PREFIX + host_id, {}).get("N")
+            hosts[host_id] = HostRecord(host_id, int(value["N"]), address, None if at is None else float(at))
     return FleetView(generation, {h: hosts[h] for h in sorted(hosts)}, settled)
+
+
+def is_fleet_change(change: Change) -> bool:
+    """Whether ``change`` concerns a service some fleet host reported a container of."""
+    return any(c.host_id is not None for s in (change.before, change.after) if s is not None for c in s.containers)
+
+
+def is_fleet_plan(plan: Plan) -> bool:
+    """A plan of fleet changes only: written without the namespace lock (see the module docstring)."""
+    return bool(plan.changes) and all(is_fleet_change(change) for change in plan.changes)
 
 
 def touches_fleet(plan: Plan) -> bool:
@@ -241,6 +298,54 @@ def write_ops(namespace: str, plan: Plan, revision: int, owner: str = SHARED_OWN
             ops.service_puts.append(service_item(namespace, change.after, revision))
         ops.container_puts.extend(container_item(namespace, change.name, c, revision, owner) for c in change.added)
         ops.container_deletes.extend(container_key(namespace, change.name, c.id) for c in change.removed)
+    return ops
+
+
+@dataclass(frozen=True)
+class FleetOps:
+    """What a fleet plan writes (no lock), in order:
+
+    1. ``settings``: services new or with changed settings, set in place (``ver`` kept);
+    2. ``container_puts``;
+    3. ``joined``: services that gained a container: ``ver`` + 1 if the item exists,
+       else the whole item put back (by :func:`service_update` with ``bump``);
+    4. ``container_deletes``;
+    5. ``vacated``: services this plan deletes, or that lost every container of the
+       hosts whose containers it removed: deleted only if no container item is left,
+       guarded by ``ver`` (``deleting``: the plan expected the service to go).
+    """
+
+    settings: list[Service] = field(default_factory=list)
+    container_puts: list[Item] = field(default_factory=list)
+    joined: list[Service] = field(default_factory=list)
+    container_deletes: list[Item] = field(default_factory=list)
+    vacated: list[tuple[str, bool]] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        return len(self.settings) + len(self.container_puts) + len(self.joined)
+
+
+def fleet_ops(namespace: str, plan: Plan, revision: int, owner: str = SHARED_OWNER) -> FleetOps:
+    """The writes of a fleet plan (:func:`is_fleet_plan`), see :class:`FleetOps`."""
+    ops = FleetOps()
+    for change in plan.changes:
+        removed = change.before.containers if change.after is None and change.before else change.removed
+        ops.container_deletes.extend(container_key(namespace, change.name, c.id) for c in removed)
+        if change.after is None:
+            ops.vacated.append((change.name, True))
+            continue
+        if change.settings_changed:
+            ops.settings.append(change.after)
+        added = change.added
+        ops.container_puts.extend(container_item(namespace, change.name, c, revision, owner) for c in added)
+        if added:
+            ops.joined.append(change.after)
+        # A host left a service it believes others still serve: they may be leaving at once (each seeing
+        # the other), so check.  A service kept empty on purpose (its grace period) is left alone.
+        leaving = {c.host_id for c in change.removed} - {c.host_id for c in change.after.containers}
+        if leaving and change.after.containers and not dict(change.after.options).get(GRACE):
+            ops.vacated.append((change.name, False))
     return ops
 
 

@@ -8,7 +8,9 @@ One apply is: a conditional ``UpdateItem`` on the namespace's revision item
 (the optimistic lock: it fails with ``ConditionalCheckFailedException`` when
 another runner applied since our load, and the pipeline re-reads and retries),
 then ``BatchWriteItem`` calls (25 items each, ``UnprocessedItems`` retried with
-backoff) for the changed items only.  boto3 is imported inside functions.
+backoff) for the changed items only.  A fleet plan (only containers some fleet
+host reported) takes no lock: see :meth:`DynamoDBStore._apply_fleet` and
+:mod:`cosmos_storage_dynamodb.layout`.  boto3 is imported inside functions.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from cosmos_core.contracts import ApplyResult, StoreURL
 from cosmos_core.errors import ConflictError, CosmosError, StoreError, ValidationError
 from cosmos_core.fleet import FleetView
 from cosmos_core.logs import get_logger
-from cosmos_core.model import Plan, State
+from cosmos_core.model import Plan, Service, State
 from cosmos_storage_dynamodb import layout
 
 if TYPE_CHECKING:
@@ -117,6 +119,8 @@ class DynamoDBStore:
         self.calls: Counter[str] = Counter()
         #: HTTP attempts sent so far (calls plus botocore's retries).
         self.attempts = 0
+        #: Applies refused because another writer moved the namespace first (each one a pipeline retry).
+        self.conflicts = 0
         self._count_lock = threading.Lock()
         self._client = self._instrument(client) if client is not None else None
 
@@ -199,6 +203,8 @@ class DynamoDBStore:
         if not plan:
             return ApplyResult()
         physical = self.location.physical(table)
+        if layout.is_fleet_plan(plan):
+            return self._apply_fleet(physical, table, plan)
         revision = int(base.token or 0) + 1
         ops = layout.write_ops(table, plan, revision, self.owner)
         before = self.requests
@@ -219,19 +225,133 @@ class DynamoDBStore:
 
     # ---------------------------------------------------------------- fleet
 
-    def heartbeat(self, table: str, host_id: str, address: str | None) -> FleetView:
-        """One ``UpdateItem`` on the revision item: ``ADD hb#<host> 1`` (and the address); ``rev`` untouched.
+    def _apply_fleet(self, physical: str, table: str, plan: Plan) -> ApplyResult:
+        """A fleet plan without the namespace lock (see :mod:`cosmos_storage_dynamodb.layout`).
+
+        The revision moves by an unconditional ``ADD`` (the fleet generation observers poll),
+        so hosts starting together never refuse each other.  Raises :class:`ConflictError`
+        (after writing the rest and settling) when a service the plan deletes gained a
+        container meanwhile: the pipeline re-reads and plans again.
+        """
+        before = self.requests
+        with self._errors(physical):
+            revision = self._advance(physical, table)
+            ops = layout.fleet_ops(table, plan, revision, self.owner)
+            for service in ops.settings:
+                self.client.update_item(TableName=physical, **layout.service_update(table, service, revision, False))
+            if ops.container_puts:
+                self._write(physical, ops.container_puts, True)
+            for service in ops.joined:
+                self._join(physical, table, service, revision)
+            if ops.container_deletes:
+                self._write(physical, ops.container_deletes, False)
+            deleted, kept = 0, []
+            for name, deleting in ops.vacated:
+                if self._vacate(physical, table, name):
+                    deleted += 1
+                elif deleting:
+                    kept.append(name)
+            self._settle(physical, table, revision)
+        if kept:
+            self.conflicts += 1
+            raise ConflictError(f"namespace {table!r} in table {physical!r}: service(s) {', '.join(kept)} "
+                                "gained a container while this plan deleted them")
+        result = ApplyResult(written=ops.written + 1, deleted=len(ops.container_deletes) + deleted,
+                             requests=self.requests - before)
+        log.debug("dynamodb_apply", table=physical, namespace=table, revision=revision, fleet=True,
+                  written=result.written, deleted=result.deleted, requests=result.requests)
+        return result
+
+    def _advance(self, physical: str, namespace: str) -> int:
+        """``ADD rev 1`` on the revision item (creating the table if missing); the new revision."""
+        request = {
+            "TableName": physical,
+            "Key": layout.revision_key(namespace, self.owner),
+            "UpdateExpression": "ADD #rev :one",
+            "ExpressionAttributeNames": {"#rev": "rev"},
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+            "ReturnValues": "UPDATED_NEW",
+        }
+        try:
+            response = self.client.update_item(**request)
+        except self.client.exceptions.ResourceNotFoundException:
+            self._create_table(physical)
+            response = self.client.update_item(**request)
+        return int(response["Attributes"]["rev"]["N"])
+
+    def _join(self, physical: str, namespace: str, service: Service, revision: int) -> None:
+        """After a container add: ``ver`` + 1 on the service item, or the item put back if it is gone."""
+        try:
+            self.client.update_item(
+                TableName=physical,
+                Key=layout.service_key(namespace, service.name),
+                UpdateExpression="ADD #ver :one",
+                ConditionExpression="attribute_exists(#mode)",
+                ExpressionAttributeNames={"#ver": layout.VERSION, "#mode": "mode"},
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            log.info("service_restored", table=physical, namespace=namespace, service=service.name)
+            self.client.update_item(TableName=physical, **layout.service_update(namespace, service, revision, True))
+
+    def _vacate(self, physical: str, namespace: str, name: str) -> bool:
+        """Delete service ``name``'s item if no servable container item of it is left.
+
+        Reads ``ver``, then the service's container items (both strongly consistent), then
+        deletes on the condition that ``ver`` is unchanged.  ``True``: deleted or already gone;
+        ``False``: kept (a container is stored, or an add bumped ``ver`` meanwhile).
+        """
+        key = layout.service_key(namespace, name)
+        got = self.client.get_item(TableName=physical, Key=key, ConsistentRead=True,
+                                   ProjectionExpression="#ver, #port", ExpressionAttributeNames={
+                                       "#ver": layout.VERSION, "#port": "port"})
+        item = got.get("Item")
+        if item is None:
+            return True
+        prefix = layout.container_key(namespace, name, "")[layout.SK]["S"]
+        kwargs: dict[str, Any] = {
+            "TableName": physical, "ConsistentRead": True, "ProjectionExpression": "sk, #port",
+            "KeyConditionExpression": "pk = :ns AND begins_with(sk, :ctr)",
+            "ExpressionAttributeNames": {"#port": "port"},
+            "ExpressionAttributeValues": {":ns": {"S": namespace}, ":ctr": {"S": prefix}},
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            # a port-less container of a port-less service is never served (layout.decode skips it)
+            if any("port" in c or "port" in item for c in page.get("Items", [])):
+                return False
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        version = item.get(layout.VERSION)
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(#ver)",
+                                     "ExpressionAttributeNames": {"#ver": layout.VERSION}}
+        if version is not None:
+            condition["ConditionExpression"] = "#ver = :ver"
+            condition["ExpressionAttributeValues"] = {":ver": version}
+        try:
+            self.client.delete_item(TableName=physical, Key=key, **condition)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def heartbeat(self, table: str, host_id: str, address: str | None, at: float | None = None) -> FleetView:
+        """One ``UpdateItem`` on the revision item: ``ADD hb#<host> 1``, ``SET at#<host>`` (``at``, default
+        ``time.time()``) and the address; ``rev`` untouched.
 
         ``ReturnValues=ALL_NEW`` hands back the whole item, so the heartbeat is also a fleet read.
         """
         physical = self.location.physical(table)
-        names = {"#b": layout.HEARTBEAT_PREFIX + host_id, "#a": layout.ADDRESS_PREFIX + host_id}
+        names = {"#b": layout.HEARTBEAT_PREFIX + host_id, "#a": layout.ADDRESS_PREFIX + host_id,
+                 "#t": layout.BEAT_TIME_PREFIX + host_id}
+        stamp = {"N": repr(round(time.time() if at is None else at, 3))}
         request: dict[str, Any] = {
             "TableName": physical,
             "Key": layout.revision_key(table, self.owner),
-            "UpdateExpression": "ADD #b :one " + ("SET #a = :address" if address else "REMOVE #a"),
+            "UpdateExpression": "ADD #b :one SET #t = :at" + (", #a = :address" if address else " REMOVE #a"),
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {":one": {"N": "1"}, **({":address": {"S": address}} if address else {})},
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":at": stamp,
+                                          **({":address": {"S": address}} if address else {})},
             "ReturnValues": "ALL_NEW",
         }
         with self._errors(physical):
@@ -262,9 +382,10 @@ class DynamoDBStore:
                 response = self.client.update_item(
                     TableName=physical,
                     Key=layout.revision_key(table, self.owner),
-                    UpdateExpression="REMOVE #b, #a",
+                    UpdateExpression="REMOVE #b, #a, #t",
                     ExpressionAttributeNames={"#b": layout.HEARTBEAT_PREFIX + host_id,
-                                              "#a": layout.ADDRESS_PREFIX + host_id},
+                                              "#a": layout.ADDRESS_PREFIX + host_id,
+                                              "#t": layout.BEAT_TIME_PREFIX + host_id},
                     ConditionExpression="attribute_exists(#b)",
                 )
             except (self.client.exceptions.ConditionalCheckFailedException,
@@ -377,6 +498,7 @@ class DynamoDBStore:
                 self.client.update_item(**request)
                 return
             except exceptions.ConditionalCheckFailedException:
+                self.conflicts += 1
                 raise ConflictError(f"namespace {namespace!r} in table {physical!r} changed since it was read") from None
             except exceptions.ResourceNotFoundException:
                 if expected:
