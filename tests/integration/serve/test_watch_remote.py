@@ -61,9 +61,10 @@ def test_watch_with_the_remote_emitter(env: Env, make_agent: MakeAgent, tmp_path
         remote_passes = agent.events("remote_generated")
         assert remote_passes and all(e["table"] == TABLE for e in remote_passes)
         assert agent.events("reconciled") == []  # nothing reconciled or stored by the agent itself
+        assert not (tmp_path / "state.db").exists()  # the agent never even opened a store of its own
         local = cosmos("status", "--json", "--store", f"sqlite://{tmp_path}/state.db")
-        assert local.returncode == 0, local.stderr
-        assert json.loads(local.stdout)["tables"] == {}
+        assert local.returncode == 2 and "no such SQLite file" in local.stderr, local.stderr  # and status creates none
+        assert not (tmp_path / "state.db").exists()
 
         # The server goes away: the pass fails and HAProxy keeps the last good config.
         server.stop()
