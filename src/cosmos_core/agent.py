@@ -54,6 +54,32 @@ RETRY_START, RETRY_MAX = 1.0, 30.0
 _END = object()  # queue marker: the source ended or the agent is stopping
 
 
+def latest(item: object, feed: queue.Queue[object]) -> object:
+    """``item``, or the newest snapshot already waiting behind it for the same table and host.
+
+    Each snapshot of a source is the whole truth of its table (and fleet host),
+    so when passes fall behind (a reload slower than the events) only the newest
+    one needs a pass: snapshots queued behind ``item`` are taken from ``feed``
+    while they are for the same table and host; the first other item (another
+    table, the end marker) is put back at the front.  The result carries the
+    earliest ``at`` of those it replaces (the first event the pass answers).
+    """
+    while isinstance(item, Snapshot):
+        try:
+            nxt = feed.get_nowait()
+        except queue.Empty:
+            break
+        if not isinstance(nxt, Snapshot) or (nxt.table, nxt.host_id) != (item.table, item.host_id):
+            with feed.mutex:  # put it back where it was: first
+                feed.queue.appendleft(nxt)
+                feed.unfinished_tasks += 1
+                feed.not_empty.notify()
+            break
+        at = min((t for t in (item.at, nxt.at) if t is not None), default=None)
+        item = replace(nxt, at=at)
+    return item
+
+
 def retry_delay(attempt: int, start: float = RETRY_START, cap: float = RETRY_MAX) -> float:
     """Seconds before retry ``attempt`` (1-based) of a failed pass."""
     return Backoff(start, cap).delay(attempt)
@@ -95,6 +121,9 @@ class Agent:
         self._stopping = threading.Event()
         self._feed: queue.Queue[object] = queue.Queue()
         self._retryable = False
+        #: The source's snapshots each hold the whole truth of their table (``supersedes`` set, as the docker
+        #: source does): when passes fall behind, only the newest waiting snapshot gets one (:func:`latest`).
+        self._supersede = bool(getattr(source, "supersedes", False))
         self.applied: Bundle | None = None  # the bundle the reloader applied last
         if isinstance(source, ChecksPredicates):
             source.use_routing(runtime.routing)
@@ -127,6 +156,8 @@ class Agent:
                 try:
                     wait = retry_delay(attempt, self.retry_start, self.retry_max) if failed else self._grace_wait()
                     item = self._feed.get(timeout=wait)
+                    if self._supersede:
+                        item = latest(item, self._feed)
                 except queue.Empty:
                     item = failed or self._grace_pass()
                     if failed:

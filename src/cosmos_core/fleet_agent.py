@@ -80,6 +80,11 @@ class FleetSource:
         if use is not None:
             use(routing)
 
+    @property
+    def supersedes(self) -> bool:
+        """Whether each snapshot holds the whole truth (as the wrapped source says; see the agent's ``latest``)."""
+        return bool(getattr(self.inner, "supersedes", False))
+
     def refresh(self) -> None:
         """Ask for another pass over this host's latest snapshot (any thread)."""
         self._feed.put(_REFRESH)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,70 @@ def test_bad_input_is_not_retried(runtime: Runtime) -> None:
     thread.join(5)
     assert agent.stats.failures == 1 and agent.stats.passes == 1 and reloader.configs == []
     assert "not recognised" in (agent.stats.last_error or "")
+
+
+class SlowReloader(Recorder):
+    """Blocks its first apply until ``release`` is set (a reload slower than the events)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def apply(self, bundle: Bundle, previous: Bundle | None) -> ReloadOutcome:
+        if not self.configs:
+            self.entered.set()
+            self.release.wait(5)
+        return super().apply(bundle, previous)
+
+
+class GatedSource(ListSource):
+    """The first snapshot, then (once the reloader is busy) the rest at once; ``supersedes`` like the docker source."""
+
+    supersedes = True
+
+    def __init__(self, snapshots: list[Snapshot], busy: threading.Event, queued: threading.Event) -> None:
+        super().__init__(snapshots)
+        self.busy, self.queued = busy, queued
+
+    def snapshots(self) -> Iterator[Snapshot]:
+        yield self.items[0]
+        self.busy.wait(5)
+        yield from self.items[1:]
+        self.queued.set()
+        self.closed.wait(10)
+
+
+def test_snapshots_queued_behind_a_slow_reload_cost_one_pass_for_the_newest() -> None:
+    """A source whose snapshots supersede each other: those that queued up during a slow pass cost one pass
+    (the newest, with the earliest event time); another table's snapshot is never skipped."""
+    import queue as q
+
+    from cosmos_core.agent import latest
+
+    old = [replace(snap(("web", "web.test", f"10.0.0.{n}")), at=float(n)) for n in range(1, 5)]
+    other = Snapshot("t2", (), ())
+    feed: q.Queue[object] = q.Queue()
+    for item in (old[2], old[3], other, old[1]):
+        feed.put(item)
+    merged = latest(old[0], feed)
+    assert merged == old[3] and merged.at == 1.0  # type: ignore[union-attr]
+    assert [feed.get_nowait(), feed.get_nowait()] == [other, old[1]] and feed.empty()  # put back in order
+
+
+def test_the_agent_runs_one_pass_for_the_snapshots_that_queued_during_a_slow_reload(runtime: Runtime) -> None:
+    reloader = SlowReloader()
+    queued = threading.Event()
+    items = [snap(("web", "web.test", f"10.0.0.{n}")) for n in range(1, 5)]
+    source = GatedSource(items, reloader.entered, queued)
+    agent = Agent(runtime, source, reloader)
+    thread = threading.Thread(target=agent.run)
+    thread.start()
+    assert queued.wait(5)
+    reloader.release.set()
+    deadline = time.monotonic() + 5
+    while len(reloader.configs) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    agent.stop()
+    thread.join(5)
+    assert agent.stats.passes == 2 and len(reloader.configs) == 2
+    assert "10.0.0.4:8080" in reloader.configs[1]

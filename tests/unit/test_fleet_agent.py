@@ -247,3 +247,12 @@ def test_a_remote_beat_refreshes_every_heartbeat_unless_the_agent_is_failing() -
         wait_for(lambda: len(refreshed) >= 2, "beats once the agent recovered")
     finally:
         beat.stop()
+
+
+def test_the_fleet_source_supersedes_as_the_source_it_wraps() -> None:
+    """The agent runs one pass for the newest of the queued snapshots only when the wrapped source says
+    each of its snapshots is the whole truth (the docker source does)."""
+    inner = QueueSource()
+    assert FleetSource(inner, "h1").supersedes is False
+    inner.supersedes = True  # type: ignore[attr-defined]
+    assert FleetSource(inner, "h1").supersedes is True

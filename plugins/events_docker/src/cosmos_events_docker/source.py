@@ -92,7 +92,13 @@ def event_time(event: dict[str, Any]) -> float:
 
 
 class DockerSource:
-    """Yields a :class:`Snapshot` at start, after each burst, and after each reconnect."""
+    """Yields a :class:`Snapshot` at start, after each burst, and after each reconnect.
+
+    Each snapshot is the host's whole truth (``supersedes``): an agent that falls
+    behind runs a pass for the newest one only.
+    """
+
+    supersedes = True
 
     def __init__(self, settings: Settings) -> None:
         from cosmos_events_docker import plugin as p
@@ -115,6 +121,7 @@ class DockerSource:
         self._services: dict[str, str] = {}  # container id -> its cosmos.service label (from events)
         self._dying: set[str] = set()  # containers sent a deadly signal: no new requests (drain before death)
         self._dying_lock = threading.Lock()
+        self._late: set[str] = set()  # network events of containers not running yet: inspected with the next pass
         self.check: labels.PredicateCheck | None = None
         self._queue: queue.Queue[str] = queue.Queue()
         self._closed = threading.Event()
@@ -213,22 +220,7 @@ class DockerSource:
         def pump() -> None:
             try:
                 for event in stream:
-                    container_id = self.wanted(event)
-                    if container_id:
-                        service = ((event.get("Actor") or {}).get("Attributes") or {}).get(SERVICE_LABEL)
-                        if service and event.get("Type") == "container":
-                            if len(self._services) > 10_000:
-                                self._services.clear()
-                            self._services[container_id] = f"service:{service}"
-                        verdict = dying(event)
-                        with self._dying_lock:
-                            if verdict is True:
-                                self._dying.add(container_id)
-                            elif verdict is False:
-                                self._dying.discard(container_id)
-                        if self._first_event_at is None:
-                            self._first_event_at = event_time(event)
-                        target.put(container_id)
+                    self._on_event(event, target)
             except Exception as exc:  # noqa: BLE001 - the connection dropped
                 if not self._closed.is_set():
                     log.debug("docker_event_stream_error", error=_describe(exc))
@@ -258,6 +250,43 @@ class DockerSource:
         self._filtered.discard(container_id)
         return container_id
 
+    def _on_event(self, event: dict[str, Any], target: queue.Queue[str]) -> None:
+        """Record one daemon event; queue its container when the event may change routing now.
+
+        * A container event's ``cosmos.service`` label is remembered (from
+          ``create`` on), so the storm rule counts the container as its service.
+        * Events of containers ``name_filter`` excludes start no pass (:meth:`wanted`).
+        * A network event of a container that was not running at the last sync
+          (``docker run`` connects the network *before* it starts the container)
+          starts no pass: the container is only marked, and inspected again with
+          the next pass.  Its ``start`` event is the one that counts, and it is
+          not held back by a pass for the ``connect`` just before.
+        """
+        actor = (event.get("Actor") or {}).get("Attributes") or {}
+        is_container = event.get("Type") == "container"
+        container_id = self.wanted(event)
+        if is_container:
+            service = actor.get(SERVICE_LABEL)
+            cid = str(event.get("id") or (event.get("Actor") or {}).get("ID") or "")
+            if service and cid:
+                if len(self._services) > 10_000:
+                    self._services.clear()
+                self._services[cid] = f"service:{service}"
+        if not container_id:
+            return
+        verdict = dying(event)
+        with self._dying_lock:
+            if verdict is True:
+                self._dying.add(container_id)
+            elif verdict is False:
+                self._dying.discard(container_id)
+            if not is_container and container_id not in self._cache:
+                self._late.add(container_id)
+                return
+        if self._first_event_at is None:
+            self._first_event_at = event_time(event)
+        target.put(container_id)
+
     # --------------------------------------------------------------------- sync
 
     def sync(self, client: Any, dirty: set[str]) -> Snapshot:
@@ -273,6 +302,8 @@ class DockerSource:
         with self._dying_lock:
             self._dying &= listed
             dying = set(self._dying)
+            dirty = dirty | self._late
+            self._late = set()
         inspected = 0
         for container_id in sorted(listed):
             if container_id in self._cache and container_id not in dirty:
