@@ -76,7 +76,10 @@ class Client:
         self.containers = self
         self.container = container
 
+    lookups = 0
+
     def get(self, name: str) -> FakeContainer:
+        self.lookups += 1
         return self.container
 
 
@@ -140,3 +143,16 @@ def test_structural_changes_refused_commands_and_no_runtime_api_reload() -> None
     reloader.reload(config("a1"))
     assert reloader.reload(config("a1", "b2")).reloaded
     assert plain.execs == ["reload", "reload"]
+
+
+def test_the_haproxy_container_is_looked_up_once_per_apply() -> None:
+    """Each lookup is an inspect call on the way to a reload: one per apply, whatever the path."""
+    container = FakeContainer()
+    applier = reloader_for(container)
+    client = applier.reloader._client  # noqa: SLF001
+    applier.reload(config("a1"))
+    assert client.lookups == 1
+    applier.reload(config("a1", "b2"))  # runtime path
+    applier.reload(config("a1", "b2", extra="backend other\n"))  # structural: a reload
+    assert client.lookups == 3
+    assert container.execs == ["reload", "query", "runtime", "reload"]

@@ -269,6 +269,8 @@ class DockerExecReloader(InstallingReloader):
         self.reload_command = settings.option(command)
         self._client: Any = None
         self._current: Any = None  # the container found by target()
+        self._applying = False  # inside apply(): target() is looked up once
+        self._target: Hashable | None = None
         self._reload_failure: str | None = None
         from cosmos_core.haproxy.churn import check_runtime_api, tcp_port
 
@@ -302,10 +304,18 @@ class DockerExecReloader(InstallingReloader):
         return container
 
     def target(self) -> Hashable:
-        """The container's id and start time: a restarted container is compared with its files again."""
+        """The container's id and start time: a restarted container is compared with its files again.
+
+        Looked up once per :meth:`apply` (one inspect call, not one per step).
+        """
+        if self._target is not None:
+            return self._target
         container = self._container()
         self._current = container
-        return f"{container.id}@{container.attrs.get('State', {}).get('StartedAt', '')}"
+        found = f"{container.id}@{container.attrs.get('State', {}).get('StartedAt', '')}"
+        if self._applying:
+            self._target = found
+        return found
 
     def live(self, bundle: Bundle) -> Bundle | None:
         """The container's files at ``bundle``'s paths: one archive of the config (or its directory)."""
@@ -332,6 +342,7 @@ class DockerExecReloader(InstallingReloader):
         """See :class:`~cosmos_core.reload.InstallingReloader`; Docker errors become ReloadError."""
         import docker.errors
 
+        self._applying, self._target = True, None
         try:
             outcome = self._runtime(bundle) if self.runtime is not None else None
             if outcome is None:
@@ -342,6 +353,8 @@ class DockerExecReloader(InstallingReloader):
         except docker.errors.DockerException as exc:
             self._client = None
             raise ReloadError(f"HAProxy container {self.container_name!r}: {exc}") from None
+        finally:
+            self._applying, self._target = False, None
 
     def _runtime(self, bundle: Bundle) -> ReloadOutcome | None:
         """Apply a change of servers only through the runtime API; ``None``: the full path must run.
