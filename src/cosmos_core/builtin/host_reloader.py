@@ -21,6 +21,7 @@ import socket
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cosmos_core.bundle import Bundle, check_path, install, read_installed
 from cosmos_core.contracts import Provides, Setting
@@ -89,6 +90,21 @@ class HostReloader(InstallingReloader):
         else:
             master_reload(str(self.master_socket))
 
+    def processes(self) -> list[Any]:
+        """HAProxy's processes from the master CLI's ``show proc`` (``master_socket``): a list of
+        :class:`~cosmos_core.haproxy.runtime_api.Process` (the master, current and old workers).
+
+        Raises :class:`ReloadError` when no master socket is set or HAProxy cannot be reached.
+        """
+        from cosmos_core.haproxy.runtime_api import RuntimeAPI, RuntimeAPIError, show_proc, transport_for
+
+        if not self.master_socket:
+            raise ReloadError("no master CLI to ask: set [plugins.host] master_socket (HAProxy started with -W -S)")
+        try:
+            return show_proc(RuntimeAPI(transport_for(self.master_socket), master=True))
+        except (RuntimeAPIError, ValueError) as exc:
+            raise ReloadError(f"master CLI {self.master_socket}: {exc}") from None
+
     def check_bundle(self, bundle: Bundle) -> str | None:
         """``haproxy -c`` on a staged copy of ``bundle``: None when valid, else HAProxy's reason (quarantine)."""
         from cosmos_core.quarantine import haproxy_check
@@ -146,7 +162,8 @@ RELOAD_COMMAND = Setting("reload_command", str, None,
                          "how to reload (host: a command run without a shell, e.g. 'systemctl reload haproxy')",
                          section="host")
 MASTER_SOCKET = Setting("master_socket", str, None,
-                        "HAProxy's master CLI socket (-S): send 'reload' there instead of a command", section="host")
+                        "HAProxy's master CLI (-S; a socket path, or ipv4@HOST:PORT): send 'reload' there instead of "
+                        "a command; cosmos status counts the live workers through it", section="host")
 SETTINGS = (HAPROXY_CONFIG, HAPROXY_BIN, RELOAD_COMMAND, MASTER_SOCKET)
 
 

@@ -427,22 +427,68 @@ def parse_map(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Process:
-    """One row of the master CLI's ``show proc``."""
+    """One row of the master CLI's ``show proc``.
+
+    ``reloads`` is the row's reload count (a worker's: how many reloads ago it
+    was started, 0 for the current one); ``old`` marks a worker listed under
+    ``# old workers`` (still finishing its connections after a reload).
+    """
 
     pid: int
     kind: str  # master / worker
     reloads: int
     version: str
+    old: bool = False
 
 
 def parse_proc(text: str) -> list[Process]:
-    """Parse ``show proc`` (master CLI): current and old workers, with their reload generation."""
+    """Parse ``show proc`` (master CLI): the master, current and old workers, with their reload generation."""
     procs = []
+    old = False
     for line in text.splitlines():
+        if line.startswith("#"):
+            old = "old" in line.lower() and "worker" in line.lower()
+            continue
         parts = line.split()
         if len(parts) >= 5 and parts[0].isdigit() and parts[1] in ("master", "worker"):
-            procs.append(Process(int(parts[0]), parts[1], int(parts[2]) if parts[2].isdigit() else 0, parts[-1]))
+            procs.append(Process(int(parts[0]), parts[1], int(parts[2]) if parts[2].isdigit() else 0, parts[-1],
+                                 old and parts[1] == "worker"))
     return procs
+
+
+def show_proc(api: RuntimeAPI) -> list[Process]:
+    """``show proc`` on a master CLI (``api`` made with ``master=True``); raises :class:`RuntimeAPIError`."""
+    processes = parse_proc(refuse(api.master(["show proc"]))[0].text)
+    if not any(p.kind == "master" for p in processes):
+        raise RuntimeAPIError("show proc: no master in the answer (is this a master CLI, haproxy -W -S?)")
+    return processes
+
+
+def worker_report(processes: Sequence[Process]) -> dict[str, Any]:
+    """``{"workers": live worker processes, "current": ..., "old": ..., "pids": [...]}`` from ``show proc``."""
+    workers = [p for p in processes if p.kind == "worker"]
+    return {"workers": len(workers), "current": sum(not p.old for p in workers), "old": sum(p.old for p in workers),
+            "pids": [p.pid for p in workers]}
+
+
+def transport_for(address: str, container: Any = None) -> Transport:
+    """The transport for a runtime API / master CLI ``address``.
+
+    An absolute path is a unix socket on this host; ``ipv4@HOST:PORT`` is TCP,
+    reached directly, or with ``container`` (a docker-py container) through
+    ``docker exec ... nc`` inside it (the address is then the container's own).
+    Raises :class:`ValueError` for another form.
+    """
+    if address.startswith("/"):
+        if container is not None:
+            raise ValueError(f"a unix socket inside the HAProxy container cannot be reached with nc: {address!r}; "
+                             "use ipv4@127.0.0.1:PORT")
+        return UnixSocket(address)
+    if address.startswith("ipv4@"):
+        host, _, port = address[5:].rpartition(":")
+        if host and port.isdigit():
+            return DockerExec(container, int(port), host) if container is not None else TcpSocket(host, int(port))
+    raise ValueError(f"runtime API address must be an absolute socket path or ipv4@HOST:PORT: {address!r}")
 
 
 def batch(*groups: Iterable[str]) -> list[str]:

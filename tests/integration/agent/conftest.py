@@ -58,8 +58,11 @@ class Env:
         self.started.append(container)
         return container
 
-    def haproxy(self, name: str = "haproxy") -> Container:
-        container = run_test_container(self.client, self.haproxy_image, name=f"{self.prefix}-{name}", labels=self.labels())
+    def haproxy(self, name: str = "haproxy", command: list[str] | None = None) -> Container:
+        """The HAProxy container (``command``: instead of the image's ``haproxy -W -db -f ...``)."""
+        extra = {"command": command} if command else {}
+        container = run_test_container(self.client, self.haproxy_image, name=f"{self.prefix}-{name}", labels=self.labels(),
+                                       **extra)
         self.started.append(container)
         wait_for_log(container, "Loading success")
         return container

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from dataclasses import replace
 
 from cosmos_core import Provides, Setting, hookimpl
-from cosmos_core.builtin.host_reloader import HAPROXY_BIN, HAPROXY_CONFIG, RELOAD_COMMAND
+from cosmos_core.builtin.host_reloader import HAPROXY_BIN, HAPROXY_CONFIG, MASTER_SOCKET, RELOAD_COMMAND
 from cosmos_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +23,9 @@ SHARED = (
     replace(HAPROXY_BIN, section=SECTION),
     replace(RELOAD_COMMAND, section=SECTION,
             help="how to reload (docker-exec: run with sh -c in the container; default: SIGUSR2 to PID 1)"),
+    replace(MASTER_SOCKET, section=SECTION,
+            help="HAProxy's master CLI inside the container (haproxy -W -S ipv4@127.0.0.1:PORT), reached with "
+                 "docker exec + nc: cosmos status counts the live workers through it"),
 )
 
 

@@ -262,7 +262,8 @@ class DockerExecReloader(InstallingReloader):
         super().__init__()
         from cosmos_reload_docker_exec.plugin import HAPROXY_CONTAINER, SHARED
 
-        config, binary, command = SHARED
+        config, binary, command, master = SHARED
+        self.master_socket = settings.option(master)
         self.container_name = settings.option(HAPROXY_CONTAINER)
         self.config_path = settings.option(config)
         self.haproxy_bin = settings.option(binary)
@@ -439,6 +440,23 @@ class DockerExecReloader(InstallingReloader):
         if result.exit_code != 0:
             output = one_line(result.output.decode("utf-8", errors="replace"))
             raise ReloadError(f"could not write files in {self.container_name} (exit {result.exit_code}): {output[-300:]}")
+
+    def processes(self) -> list[Any]:
+        """HAProxy's processes from the master CLI's ``show proc`` inside the container (``master_socket``,
+        ``ipv4@127.0.0.1:PORT``; one exec of ``nc``): a list of
+        :class:`~cosmos_core.haproxy.runtime_api.Process` (the master, current and old workers).
+
+        Raises :class:`ReloadError` when no master socket is set, the container
+        is missing or HAProxy does not answer.
+        """
+        from cosmos_core.haproxy.runtime_api import RuntimeAPI, RuntimeAPIError, show_proc, transport_for
+
+        if not self.master_socket:
+            raise ReloadError("no master CLI to ask: set master_socket (HAProxy started with -W -S ipv4@127.0.0.1:PORT)")
+        try:
+            return show_proc(RuntimeAPI(transport_for(self.master_socket, self._container()), master=True))
+        except (RuntimeAPIError, ValueError) as exc:
+            raise ReloadError(f"master CLI {self.master_socket} in {self.container_name!r}: {exc}") from None
 
     def check_bundle(self, bundle: Bundle) -> str | None:
         """``haproxy -c`` on a copy of ``bundle`` inside the HAProxy container (one exec; nothing live is touched).
