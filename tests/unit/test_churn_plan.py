@@ -155,3 +155,20 @@ def test_the_template_opens_the_socket_and_spare_slots_only_with_a_runtime_api()
     assert "cookie SID prefix nocache dynamic" in churning and "dynamic-cookie-key web" in churning
     assert churning.count("server cosmos-spare-") == 4
     assert parse(churning).skeleton == parse(churning.replace("10.0.0.1", "10.0.0.2")).skeleton
+
+
+def test_in_a_health_checked_backend_a_server_made_ready_is_up_only_once_its_checks_pass() -> None:
+    """cosmos.healthcheck: leaving maintenance HAProxy counts a server up until a check fails, so the same
+    batch marks it `health down`; the checks bring it up.  Without a check, no such command."""
+    checked = "backend web\n    balance roundrobin\n    option httpchk GET /ready"
+    previous = config({"a1": "10.0.0.1:8080"}).replace("backend web\n    balance roundrobin", checked)
+    desired = config({"a1": "10.0.0.1:8080", "b2": "10.0.0.2:8080"}).replace("backend web\n    balance roundrobin", checked)
+    assert parse(desired).checked == frozenset({"web"}) and parse(config({})).checked == frozenset()
+    servers = live(state("a1", "10.0.0.1", 8080), *SPARES)
+    result = plan(previous, desired, servers)
+    assert result.commands == ("set server web/cosmos-spare-1 addr 10.0.0.2 port 8080",
+                               "set server web/cosmos-spare-1 state ready",
+                               "set server web/cosmos-spare-1 health down")
+    assert applied(servers, result.commands)["web"]["cosmos-spare-1"].address == "10.0.0.2"
+    back = plan(desired, previous.replace("a1 10.0.0.1", "a1 10.0.0.1"), live(state("a1", "10.0.0.1", 8080, maint=True), *SPARES))
+    assert back.commands == ("set server web/a1 state ready", "set server web/a1 health down")

@@ -79,6 +79,7 @@ class Parsed:
 
     skeleton: str
     servers: Mapping[str, tuple[ServerLine, ...]]
+    checked: frozenset[str] = frozenset()  # backends with an HTTP health check (option httpchk)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def parse(config: str) -> Parsed:
     """Split ``config`` into its skeleton and the server lines of each backend."""
     skeleton: list[str] = []
     servers: dict[str, list[ServerLine]] = {}
+    checked: set[str] = set()
     backend: str | None = None
     for line in config.splitlines():
         stripped = line.strip()
@@ -140,8 +142,10 @@ def parse(config: str) -> Parsed:
         if backend is not None and len(words) >= 3 and words[0] == "server":
             servers[backend].append(_server(words))
             continue
+        if backend is not None and words[:2] == ["option", "httpchk"]:
+            checked.add(backend)
         skeleton.append(line)
-    return Parsed("\n".join(skeleton), {name: tuple(lines) for name, lines in servers.items()})
+    return Parsed("\n".join(skeleton), {name: tuple(lines) for name, lines in servers.items()}, frozenset(checked))
 
 
 @dataclass
@@ -173,7 +177,7 @@ def plan(previous: str | None, desired: str, live: Mapping[str, Mapping[str, Ser
     for name in sorted(after.servers):
         if before.servers.get(name) == after.servers[name]:
             continue  # the servers this backend's config names are the ones live already
-        outcome = _plan_backend(name, after.servers[name], live.get(name, {}))
+        outcome = _plan_backend(name, after.servers[name], live.get(name, {}), name in after.checked)
         if isinstance(outcome, str):
             return ChurnPlan(True, outcome)
         commands += outcome.commands
@@ -184,7 +188,11 @@ def plan(previous: str | None, desired: str, live: Mapping[str, Mapping[str, Ser
                      totals.added, totals.removed, totals.moved)
 
 
-def _plan_backend(name: str, lines: Sequence[ServerLine], live: Mapping[str, ServerState]) -> _Backend | str:
+def _plan_backend(name: str, lines: Sequence[ServerLine], live: Mapping[str, ServerState],
+                  checked: bool = False) -> _Backend | str:
+    """The commands for one backend.  In a ``checked`` backend (``option httpchk``: ``cosmos.healthcheck``) a
+    server put back to ``ready`` is also marked ``health down`` in the same batch, so that it takes traffic only
+    once its checks pass (leaving maintenance, HAProxy would otherwise count it up until a check fails)."""
     wanted = [line for line in lines if not line.spare]
     spares = [line for line in lines if line.spare]
     if not spares:
@@ -206,7 +214,7 @@ def _plan_backend(name: str, lines: Sequence[ServerLine], live: Mapping[str, Ser
                 result.commands.append(f"set server {name}/{line.name} addr {line.address} port {line.port}")
                 result.moved += 1
             if same_name.maint or same_name.drain:
-                result.commands.append(f"set server {name}/{line.name} state ready")
+                result.commands += _ready(name, line.name, checked and same_name.maint)
                 result.added += 1
             continue
         current = by_address.get((line.address, line.port))
@@ -224,7 +232,7 @@ def _plan_backend(name: str, lines: Sequence[ServerLine], live: Mapping[str, Ser
         slot = free.pop(0)
         taken.add(slot.name)
         result.commands += [f"set server {name}/{slot.name} addr {line.address} port {line.port}",
-                            f"set server {name}/{slot.name} state ready"]
+                            *_ready(name, slot.name, checked)]
         result.added += 1
     for server in sorted(live.values(), key=_slot_order):
         if server.name not in taken and not server.maint:
@@ -233,12 +241,18 @@ def _plan_backend(name: str, lines: Sequence[ServerLine], live: Mapping[str, Ser
     return result
 
 
+def _ready(backend: str, server: str, checked: bool) -> list[str]:
+    """``state ready``, followed in a checked backend by ``health down`` (up only once its checks pass)."""
+    commands = [f"set server {backend}/{server} state ready"]
+    return commands + [f"set server {backend}/{server} health down"] if checked else commands
+
+
 def _slot_order(server: ServerState) -> tuple[int, str]:
     suffix = server.name[len(SPARE_PREFIX):]
     return (int(suffix), "") if server.name.startswith(SPARE_PREFIX) and suffix.isdigit() else (1 << 30, server.name)
 
 
-_SET = re.compile(r"^set server (?P<backend>[^/ ]+)/(?P<server>\S+) (?:addr (?P<ip>\S+) port (?P<port>\d+)|state (?P<state>ready|drain|maint))$")
+_SET = re.compile(r"^set server (?P<backend>[^/ ]+)/(?P<server>\S+) (?:addr (?P<ip>\S+) port (?P<port>\d+)|state (?P<state>ready|drain|maint)|health (?P<health>down))$")
 
 
 def applied(live: Mapping[str, Mapping[str, ServerState]], commands: Sequence[str]) -> dict[str, dict[str, ServerState]]:
@@ -257,6 +271,8 @@ def applied(live: Mapping[str, Mapping[str, ServerState]], commands: Sequence[st
         if match is None:
             raise ValueError(f"not a command the planner makes: {command!r}")
         server = result[match["backend"]][match["server"]]
+        if match["health"] is not None:
+            continue  # the operational state follows the checks; only addresses and admin flags are modelled
         if match["ip"] is not None:
             server = replace(server, address=match["ip"], port=int(match["port"]))
         else:
