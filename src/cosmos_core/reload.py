@@ -26,15 +26,27 @@ A reloader that installs files and then reloads HAProxy subclasses
 running HAProxy without a reload (certificates through the runtime API, https)
 and were written beside the live config: the next bundle that carries them is
 then *unchanged*, not a reason to reload.
+
+Container churn without a reload (issue 11) is shared too:
+:meth:`~InstallingReloader.apply_runtime` plans the ``set server`` commands
+(:mod:`cosmos_core.haproxy.churn`) from the bundle last applied to the same
+target and the live servers (remembered from its own last change, else asked
+for with ``show servers state``), has the reloader install the config file and
+send the commands (``send``: one ``docker exec``, or a file write and a socket),
+and returns ``None`` whenever only a reload will do.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
 
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ReloadOutcome
+from cosmos_core.logs import get_logger
+
+log = get_logger("cosmos.reload")
 
 UNCHANGED = "config unchanged"
 ALREADY_LIVE = "config unchanged (already live)"
@@ -46,6 +58,7 @@ class InstallingReloader(ABC):
     def __init__(self) -> None:
         self._applied: tuple[Hashable, Bundle] | None = None  # (target, bundle) known to be live
         self._pending = False  # installed, but the reload failed
+        self._live: tuple[Hashable, Any] | None = None  # (target, live servers) after our last runtime change
 
     @property
     def pending(self) -> bool:
@@ -68,6 +81,7 @@ class InstallingReloader(ABC):
         self.reload_haproxy()
         self._pending = False
         self._applied = (self.target(), bundle)
+        self._live = None  # a reload puts every server back as the config file says
         return ReloadOutcome(True)
 
     def adopt(self, files: Mapping[str, bytes | None]) -> bool:
@@ -91,6 +105,54 @@ class InstallingReloader(ABC):
     def forget(self) -> None:
         """Trust no record of what is live: the next :meth:`apply` compares with the live files."""
         self._applied = None
+
+    def apply_runtime(self, bundle: Bundle, api: Any, send: Callable[[str, str], str],
+                      where: str = "") -> ReloadOutcome | None:
+        """Apply a change of servers only through HAProxy's runtime API; ``None``: the full path must run.
+
+        Only when the last applied bundle is known for this very target, no
+        reload is pending, the auxiliary files are the same, and the configs
+        differ in server lines of existing backends only.  ``api`` is a
+        :class:`~cosmos_core.haproxy.runtime_api.RuntimeAPI` (its ``line`` and
+        ``answers`` frame the batch); ``send(config, line)`` installs the new
+        main file without a reload, sends ``line`` and returns HAProxy's answers
+        (raise :class:`~cosmos_core.haproxy.runtime_api.RuntimeAPIError` when it
+        cannot).  A refused command or an unreachable socket logs a warning and
+        returns ``None`` (the full path that follows installs and reloads).
+        """
+        from cosmos_core import metrics
+        from cosmos_core.haproxy import churn
+        from cosmos_core.haproxy.runtime_api import RuntimeAPIError, refuse
+
+        if self._pending or self._applied is None or self._applied[1] == bundle:
+            return None
+        target, old = self._applied
+        if bundle.aux != old.aux or bundle.main != old.main or target != self.target():
+            return None
+        previous, config = old.config, bundle.config
+        if churn.parse(previous).skeleton != churn.parse(config).skeleton:
+            return None  # structural: no need to ask HAProxy
+        known, self._live = self._live, None
+        try:  # the live servers as our last runtime change left them, else asked for
+            live = known[1] if known and known[0] == target else api.servers_state()
+            plan = churn.plan(previous, config, live)
+        except RuntimeAPIError as exc:
+            log.warning("runtime_api_unavailable", where=where, error=str(exc))
+            return None
+        if plan.reload:
+            log.info("runtime_needs_reload", reason=plan.reason)
+            return None
+        try:
+            refuse(api.answers(plan.commands, send(config, api.line(plan.commands or ["show info"]))))
+        except RuntimeAPIError as exc:
+            log.warning("runtime_apply_failed", where=where, error=str(exc))
+            return None  # the file may be installed; the full path that follows reloads it
+        target = self.target()  # a file target changes with the write
+        self._applied = (target, bundle)
+        self._live = (target, churn.applied(live, plan.commands))
+        metrics.runtime_api_updates(len(plan.commands))  # ops: cosmos_runtime_api_updates_total
+        log.info("runtime_applied", where=where, **plan.summary())
+        return ReloadOutcome(False, f"runtime API: {len(plan.commands)} commands, no reload")
 
     @abstractmethod
     def target(self) -> Hashable:

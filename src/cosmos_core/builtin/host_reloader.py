@@ -12,6 +12,14 @@
 A bundle equal to the live files is not written and does not reload; a reload
 that failed after the install is retried by the next call
 (:class:`cosmos_core.reload.InstallingReloader`).
+
+With ``runtime_api`` set (the template's ``stats socket``: a socket path on
+this host, or ``ipv4@127.0.0.1:PORT``), container churn in existing services
+(a server added, removed, drained or moved) goes through HAProxy's runtime API
+with no reload: the new config file is written (so a later reload or restart
+starts from the truth), then the ``set server`` commands are sent to the
+socket (:meth:`~cosmos_core.reload.InstallingReloader.apply_runtime`).
+Anything structural still validates, installs and reloads.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cosmos_core.bundle import Bundle, check_path, install, read_installed
-from cosmos_core.contracts import Provides, Setting
+from cosmos_core.contracts import Provides, ReloadOutcome, Setting
 from cosmos_core.errors import ReloadError, ValidationError
 from cosmos_core.hookspecs import hookimpl
 from cosmos_core.logs import get_logger
@@ -41,7 +49,8 @@ class HostReloader(InstallingReloader):
     The main file goes to ``config_path``; auxiliary files beside it.
     """
 
-    def __init__(self, config_path: str, haproxy_bin: str, reload_command: str | None, master_socket: str | None) -> None:
+    def __init__(self, config_path: str, haproxy_bin: str, reload_command: str | None, master_socket: str | None,
+                 runtime_api: str | None = None) -> None:
         if not reload_command and not master_socket:
             raise ValidationError(
                 "reload_command", reload_command, "is required by the host reloader (or set [plugins.host] master_socket)"
@@ -51,6 +60,31 @@ class HostReloader(InstallingReloader):
         self.haproxy_bin = haproxy_bin
         self.reload_argv = shlex.split(reload_command) if reload_command else None
         self.master_socket = master_socket
+        from cosmos_core.haproxy.churn import check_runtime_api
+
+        self.runtime_api = check_runtime_api(runtime_api)  # churn without reload (issue 11)
+
+    def apply(self, bundle: Bundle, previous: Bundle | None) -> ReloadOutcome:
+        """The runtime API for server-only changes (with ``runtime_api``), else validate, install, reload."""
+        if self.runtime_api is not None:
+            from cosmos_core.haproxy.runtime_api import RuntimeAPI, transport_for
+
+            api = RuntimeAPI(transport_for(self.runtime_api))
+            outcome = self.apply_runtime(bundle, api, lambda config, line: self._send(api, config, line), str(self.path))
+            if outcome is not None:
+                return outcome
+        return super().apply(bundle, previous)
+
+    def _send(self, api: Any, config: str, line: str) -> str:
+        """Write the new main file (atomically, no check: only server lines differ from the one HAProxy
+        validated) and send ``line`` to the runtime API socket."""
+        from cosmos_core.haproxy.runtime_api import RuntimeAPIError
+
+        try:
+            install(Bundle.of(config), self.path)
+        except OSError as exc:
+            raise RuntimeAPIError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        return str(api.transport.exchange(line, api.timeout))
 
     def target(self) -> tuple[int, int, int] | None:
         """The live file's inode, mtime and size: an edit by hand makes it compare again."""
@@ -169,7 +203,7 @@ SETTINGS = (HAPROXY_CONFIG, HAPROXY_BIN, RELOAD_COMMAND, MASTER_SOCKET)
 
 def make_host(settings: Settings) -> HostReloader:
     return HostReloader(settings.option(HAPROXY_CONFIG), settings.option(HAPROXY_BIN),
-                        settings.option(RELOAD_COMMAND), settings.option(MASTER_SOCKET))
+                        settings.option(RELOAD_COMMAND), settings.option(MASTER_SOCKET), settings.runtime_api)
 
 
 @hookimpl

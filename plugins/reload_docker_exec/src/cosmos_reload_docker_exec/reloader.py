@@ -277,7 +277,6 @@ class DockerExecReloader(InstallingReloader):
 
         api = check_runtime_api(settings.runtime_api)
         self.runtime = tcp_port(api) if api else None  # (host, port) inside the container: churn without reload
-        self._live: tuple[Hashable, dict[str, Any]] | None = None  # (target, live servers) after our last runtime change
 
     def _docker(self) -> Any:
         if self._client is None:
@@ -346,11 +345,7 @@ class DockerExecReloader(InstallingReloader):
         self._applying, self._target = True, None
         try:
             outcome = self._runtime(bundle) if self.runtime is not None else None
-            if outcome is None:
-                outcome = super().apply(bundle, previous)
-                if outcome.reloaded:
-                    self._live = None  # a reload puts every server back as the config file says
-            return outcome
+            return outcome if outcome is not None else super().apply(bundle, previous)
         except docker.errors.DockerException as exc:
             self._client = None
             raise ReloadError(f"HAProxy container {self.container_name!r}: {exc}") from None
@@ -358,53 +353,29 @@ class DockerExecReloader(InstallingReloader):
             self._applying, self._target = False, None
 
     def _runtime(self, bundle: Bundle) -> ReloadOutcome | None:
-        """Apply a change of servers only through the runtime API; ``None``: the full path must run.
+        """Apply a change of servers only through the runtime API (one exec: install the file, send the
+        commands with ``nc``); ``None``: the full path must run.  See
+        :meth:`~cosmos_core.reload.InstallingReloader.apply_runtime`."""
+        from cosmos_core.haproxy.runtime_api import DockerExec, RuntimeAPI, RuntimeAPIError
 
-        Only when the last applied bundle is known for this very container, no
-        reload is pending, the auxiliary files are the same, and the configs
-        differ in server lines of existing backends only (issue 11).
-        """
-        from cosmos_core.haproxy import churn
-        from cosmos_core.haproxy.runtime_api import DockerExec, RuntimeAPI, RuntimeAPIError, refuse
-
-        if self.pending or self._applied is None or self._applied[1] == bundle:
-            return None
-        target, old = self._applied
-        if bundle.aux != old.aux or bundle.main != old.main or target != self.target():
-            return None
-        previous, config = old.config, bundle.config
-        if churn.parse(previous).skeleton != churn.parse(config).skeleton:
-            return None  # structural: no need to ask HAProxy
         assert self.runtime is not None
         host, port = self.runtime
-        container = self._current
-        api = RuntimeAPI(DockerExec(container, port, host))
-        live_known, self._live = self._live, None
-        try:  # the live servers as our last runtime change left them, else asked for (one more exec)
-            live = live_known[1] if live_known and live_known[0] == target else api.servers_state()
-            plan = churn.plan(previous, config, live)
-        except RuntimeAPIError as exc:
-            log.warning("runtime_api_unavailable", container=self.container_name, error=str(exc))
-            return None
-        if plan.reload:
-            log.info("runtime_needs_reload", reason=plan.reason)
-            return None
-        job = runtime_exec(config, self.config_path, api.line(plan.commands or ["show info"]), host, port)
-        result = container.exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
-        output = result.output.decode("utf-8", errors="replace")
-        if result.exit_code != 0:
-            log.warning("runtime_apply_failed", exit_code=result.exit_code, output=output[-500:])
-            return None
-        try:
-            refuse(api.answers(plan.commands, output))
-        except RuntimeAPIError as exc:
-            log.warning("runtime_apply_failed", error=str(exc))
-            return None  # the file is installed; the full path that follows reloads it
-        self._applied = (target, bundle)
-        self._live = (target, churn.applied(live, plan.commands))
-        metrics.runtime_api_updates(len(plan.commands))  # ops: cosmos_runtime_api_updates_total
-        log.info("runtime_applied", container=self.container_name, **plan.summary())
-        return ReloadOutcome(False, f"runtime API: {len(plan.commands)} commands, no reload")
+        reloader = self
+
+        class Current:  # the container target() found for this apply (looked up once)
+            def exec_run(self, *args: Any, **kwargs: Any) -> Any:
+                return reloader._current.exec_run(*args, **kwargs)
+
+        def send(config: str, line: str) -> str:
+            job = runtime_exec(config, self.config_path, line, host, port)
+            result = self._current.exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
+            output = result.output.decode("utf-8", errors="replace")
+            if result.exit_code != 0:
+                raise RuntimeAPIError(f"exec exited {result.exit_code}: {output[-500:]}")
+            return output
+
+        api = RuntimeAPI(DockerExec(Current(), port, host))
+        return self.apply_runtime(bundle, api, send, self.container_name)
 
     def install(self, bundle: Bundle, previous: Bundle | None) -> None:
         """One exec: stage, validate, install and reload (a failed reload is raised by :meth:`reload_haproxy`)."""
