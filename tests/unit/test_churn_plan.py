@@ -172,3 +172,19 @@ def test_in_a_health_checked_backend_a_server_made_ready_is_up_only_once_its_che
     assert applied(servers, result.commands)["web"]["cosmos-spare-1"].address == "10.0.0.2"
     back = plan(desired, previous.replace("a1 10.0.0.1", "a1 10.0.0.1"), live(state("a1", "10.0.0.1", 8080, maint=True), *SPARES))
     assert back.commands == ("set server web/a1 state ready", "set server web/a1 health down")
+
+
+def test_with_spare_slots_every_server_cookie_is_the_dynamic_one_so_a_reload_keeps_its_meaning() -> None:
+    """A runtime-added server (spare slot) has HAProxy's dynamic cookie (key + address); a server line with its
+    own `cookie <value>` would get another value after the reload, so no server line carries one then.
+    Without a runtime API (cosmos generate, the seed payload) each server keeps its own value."""
+    from cosmos_core.builtin.haproxy_emitter import make_emitter
+    from cosmos_core.model import Container, Service
+    from cosmos_core.settings import Settings
+
+    service = Service("web", "host", "web.test", "SID", 8080, (Container("a1", "10.0.0.1", 8080),))
+    plain = make_emitter(Settings()).render([service], []).config
+    churning = make_emitter(Settings(runtime_api="ipv4@127.0.0.1:9999")).render([service], []).config
+
+    assert "    server a1 10.0.0.1:8080 check cookie a1\n" in plain and "dynamic" not in plain
+    assert "    server a1 10.0.0.1:8080 check\n" in churning and " cookie a1" not in churning
