@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--agent-args", default="", help="extra `cosmos watch` options, e.g. '--debounce-quiet 0.5'")
+    parser.add_argument("--keep-logs", default=None, help="copy the agent's log into this directory")
     args = parser.parse_args()
     with bench("storm") as b:
         b.start_agent(*args.agent_args.split())
@@ -54,6 +55,10 @@ def main() -> None:
         time.sleep(3.0)
         reloads = len(b.events("reload")) - before
         syncs = b.events("docker_synced")
+        if args.keep_logs:
+            import shutil
+
+            shutil.copy(b.log_path, f"{args.keep_logs}/storm-agent.log")
     after_last = all_routable - last_start
     result = {
         "agent_args": args.agent_args,

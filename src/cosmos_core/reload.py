@@ -49,6 +49,7 @@ from cosmos_core.logs import get_logger
 log = get_logger("cosmos.reload")
 
 UNCHANGED = "config unchanged"
+STARTED = object()  # the live servers are those the applied config starts (right after our reload)
 ALREADY_LIVE = "config unchanged (already live)"
 
 
@@ -81,7 +82,7 @@ class InstallingReloader(ABC):
         self.reload_haproxy()
         self._pending = False
         self._applied = (self.target(), bundle)
-        self._live = None  # a reload puts every server back as the config file says
+        self._live = (self._applied[0], STARTED)  # a reload puts every server where the config file says
         return ReloadOutcome(True)
 
     def adopt(self, files: Mapping[str, bytes | None]) -> bool:
@@ -133,8 +134,11 @@ class InstallingReloader(ABC):
         if churn.parse(previous).skeleton != churn.parse(config).skeleton:
             return None  # structural: no need to ask HAProxy
         known, self._live = self._live, None
-        try:  # the live servers as our last runtime change left them, else asked for
-            live = known[1] if known and known[0] == target else api.servers_state()
+        try:  # the live servers as our last reload or runtime change left them, else asked for
+            if known and known[0] == target:
+                live = churn.started(previous) if known[1] is STARTED else known[1]
+            else:
+                live = api.servers_state()
             plan = churn.plan(previous, config, live)
         except RuntimeAPIError as exc:
             log.warning("runtime_api_unavailable", where=where, error=str(exc))

@@ -188,3 +188,15 @@ def test_with_spare_slots_every_server_cookie_is_the_dynamic_one_so_a_reload_kee
 
     assert "    server a1 10.0.0.1:8080 check cookie a1\n" in plain and "dynamic" not in plain
     assert "    server a1 10.0.0.1:8080 check\n" in churning and " cookie a1" not in churning
+
+
+def test_the_servers_a_config_starts_are_what_a_reload_leaves_live() -> None:
+    from cosmos_core.haproxy.churn import started
+
+    servers = started(config({"a1": "10.0.0.1:8080"}).replace("a1 10.0.0.1:8080 check", "a1 10.0.0.1:8080 check weight 5"))
+    assert servers == live(state("a1", "10.0.0.1", 8080), *SPARES) | {
+        "web": {**live(state("a1", "10.0.0.1", 8080), *SPARES)["web"],
+                "a1": ServerState("web", "a1", "10.0.0.1", 8080, 2, 0, 5)}}
+    desired = config({"a1": "10.0.0.1:8080", "b2": "10.0.0.2:8080"})
+    assert plan(config({"a1": "10.0.0.1:8080"}), desired, started(config({"a1": "10.0.0.1:8080"}))).commands == (
+        "set server web/cosmos-spare-1 addr 10.0.0.2 port 8080", "set server web/cosmos-spare-1 state ready")

@@ -67,6 +67,7 @@ class ServerLine:
     address: str
     port: int
     options: tuple[str, ...]
+    disabled: bool = False  # `disabled` on the line: HAProxy starts it in maintenance
 
     @property
     def spare(self) -> bool:
@@ -111,7 +112,7 @@ def split_address(text: str) -> tuple[str, int]:
 def _server(words: list[str]) -> ServerLine:
     address, port = split_address(words[2])
     options: list[str] = []
-    skip = False
+    skip = disabled = False
     for index, word in enumerate(words[3:]):
         if skip:
             skip = False
@@ -120,9 +121,36 @@ def _server(words: list[str]) -> ServerLine:
             skip = True
             continue
         if word == "disabled":
+            disabled = True
             continue
         options.append(word)
-    return ServerLine(words[1], address, port, tuple(options))
+    return ServerLine(words[1], address, port, tuple(options), disabled)
+
+
+def started(config: str) -> dict[str, dict[str, ServerState]]:
+    """The servers as HAProxy starts them from ``config`` (what ``show servers state`` says right after a
+    reload): every server line at its address, ``disabled`` ones in maintenance, the others ready.
+
+    Lets a reloader plan the first runtime change after its own reload without asking HAProxy.
+    """
+    from cosmos_core.haproxy.runtime_api import ADMIN_CMAINT, ADMIN_FMAINT, OP_RUNNING, OP_STOPPED
+
+    found: dict[str, dict[str, ServerState]] = {}
+    for backend, lines in parse(config).servers.items():
+        found[backend] = {
+            line.name: ServerState(backend, line.name, line.address, line.port,
+                                   OP_STOPPED if line.disabled else OP_RUNNING,
+                                   ADMIN_FMAINT | ADMIN_CMAINT if line.disabled else 0, _weight(line.options))
+            for line in lines
+        }
+    return found
+
+
+def _weight(options: Sequence[str]) -> int:
+    for key, value in zip(options, options[1:]):
+        if key == "weight" and value.isdigit():
+            return int(value)
+    return 1
 
 
 def parse(config: str) -> Parsed:

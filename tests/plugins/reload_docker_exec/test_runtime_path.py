@@ -111,9 +111,9 @@ def test_a_new_container_of_an_existing_service_goes_through_the_runtime_api() -
     outcome = reloader.reload(config("a1", "b2"))
 
     assert not outcome.reloaded and "runtime API" in outcome.reason
-    assert container.execs == ["reload", "query", "runtime"]
+    assert container.execs == ["reload", "runtime"]  # right after its own reload the servers are known: no query
     assert not reloader.reload(config("a1", "b2")).reloaded  # unchanged now: nothing at all
-    assert container.execs == ["reload", "query", "runtime"]
+    assert container.execs == ["reload", "runtime"]
 
 
 def test_the_next_change_uses_the_remembered_servers_one_exec() -> None:
@@ -122,7 +122,7 @@ def test_the_next_change_uses_the_remembered_servers_one_exec() -> None:
     reloader.reload(config("a1"))
     reloader.reload(config("a1", "b2"))
     reloader.reload(config("b2"))  # a1 leaves: set maint, from the remembered state
-    assert container.execs == ["reload", "query", "runtime", "runtime"]
+    assert container.execs == ["reload", "runtime", "runtime"]
 
 
 def test_structural_changes_refused_commands_and_no_runtime_api_reload() -> None:
@@ -136,7 +136,7 @@ def test_structural_changes_refused_commands_and_no_runtime_api_reload() -> None
     reloader = reloader_for(refusing)
     reloader.reload(config("a1"))
     assert reloader.reload(config("a1", "b2")).reloaded  # HAProxy refused a command: reload instead
-    assert refusing.execs == ["reload", "query", "runtime", "reload"]
+    assert refusing.execs == ["reload", "runtime", "reload"]
 
     plain = FakeContainer()
     reloader = reloader_for(plain, runtime_api="off")
@@ -155,4 +155,35 @@ def test_the_haproxy_container_is_looked_up_once_per_apply() -> None:
     applier.reload(config("a1", "b2"))  # runtime path
     applier.reload(config("a1", "b2", extra="backend other\n"))  # structural: a reload
     assert client.lookups == 3
-    assert container.execs == ["reload", "query", "runtime", "reload"]
+    assert container.execs == ["reload", "runtime", "reload"]
+
+
+@dataclass
+class LiveContainer(FakeContainer):
+    """Its config file already holds ``live`` (a fresh agent next to a running HAProxy)."""
+
+    live: str = ""
+
+    def get_archive(self, path: str) -> Any:
+        import io
+        import tarfile
+
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            data = self.live.encode()
+            info = tarfile.TarInfo("haproxy.cfg")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        return [buf.getvalue()], {}
+
+
+def test_servers_a_reloader_did_not_start_itself_are_asked_for_once() -> None:
+    """Right after its own reload a reloader knows the servers (those the config starts); when it found the
+    config already live (no reload of its own), it asks HAProxy (`show servers state`) once."""
+    container = LiveContainer(live=config("a1"))
+    reloader = reloader_for(container)
+    assert not reloader.reload(config("a1")).reloaded  # already live
+    assert not reloader.reload(config("a1", "b2")).reloaded
+    assert container.execs == ["query", "runtime"]
+    assert not reloader.reload(config("b2")).reloaded
+    assert container.execs == ["query", "runtime", "runtime"]
