@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cosmos_core.haproxy.runtime_api import DockerExec, RuntimeAPI, RuntimeAPIError, TcpSocket, UnixSocket
+from cosmos_core.haproxy.runtime_api import RuntimeAPI, RuntimeAPIError, TcpSocket, UnixSocket, transport_for
 from cosmos_core.tls import CRT_LIST
 
 
@@ -117,5 +117,5 @@ def connect(settings: Any) -> RuntimeAPI | None:
         if address is None:
             return None  # a unix socket inside the container: busybox nc cannot reach it
         name = settings.options.get("haproxy_container") or "haproxy"
-        return RuntimeAPI(DockerExec(NamedContainer(str(name)), address[1], address[0]))
-    return RuntimeAPI(TcpSocket(*address) if address else UnixSocket(api))
+        return RuntimeAPI(transport_for(api, NamedContainer(str(name))))
+    return RuntimeAPI(transport_for(api))
