@@ -98,3 +98,29 @@ def test_missing_container_is_a_clear_error(env: Env) -> None:
 
     with pytest.raises(ReloadError, match=f"{env.prefix}-nowhere.*not found.*retry"):
         reloader.apply(Bundle.of(config("x")), None)
+
+
+def test_changes_run_through_one_long_lived_session_and_a_broken_one_falls_back(env: Env) -> None:
+    """Each script used to cost a `docker exec` (its set-up most of a change's latency): now one session
+    `sh` runs them all; when it breaks, that change runs with a plain exec and the next opens a new session."""
+    proxy = env.haproxy()
+    reloader = DockerExecReloader(Settings(options={"haproxy_container": proxy.name}))
+
+    assert reloader.apply(Bundle.of(config("one")), None).reloaded
+    api = reloader._docker().api  # noqa: SLF001
+    created: list[object] = []
+    real_create = api.exec_create
+    api.exec_create = lambda *a, **k: created.append(a) or real_create(*a, **k)  # count the execs Docker sets up
+    for count, body in enumerate(("two", "three", "four"), start=3):
+        assert reloader.apply(Bundle.of(config(body)), None).reloaded
+        wait_for_log(proxy, "Loading success", count=count)
+        assert http_get(url(proxy)).body == body
+    assert created == []  # three changes, no new exec
+
+    reloader._session._sock.close()  # noqa: SLF001 - the session breaks (a restarted container, a dropped stream)
+    assert reloader.apply(Bundle.of(config("five")), None).reloaded
+    wait_for_log(proxy, "Loading success", count=6)
+    assert http_get(url(proxy)).body == "five"
+    assert reloader.apply(Bundle.of(config("six")), None).reloaded
+    wait_for_log(proxy, "Loading success", count=7)
+    assert http_get(url(proxy)).body == "six" and reloader._session is not None  # noqa: SLF001

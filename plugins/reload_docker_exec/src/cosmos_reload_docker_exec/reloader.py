@@ -38,6 +38,7 @@ import io
 import posixpath
 import shlex
 import tarfile
+import threading
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -258,6 +259,9 @@ def untar(chunks: Any) -> dict[str, bytes]:
 class DockerExecReloader(InstallingReloader):
     """Validate and reload HAProxy inside the container named ``haproxy_container``."""
 
+    #: Run the scripts through one long-lived ``sh`` per HAProxy container (``False``: one exec each).
+    sessions = True
+
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         from cosmos_reload_docker_exec.plugin import HAPROXY_CONTAINER, SHARED
@@ -271,6 +275,9 @@ class DockerExecReloader(InstallingReloader):
         self._client: Any = None
         self._current: Any = None  # the container found by target()
         self._applying = False  # inside apply(): target() is looked up once
+        self._session: Any = None  # the long-lived sh in the HAProxy container (session.ExecSession)
+        self._session_lock = threading.Lock()
+        self._no_session: set[str] = set()  # containers where a session could not be opened
         self._target: Hashable | None = None
         self._reload_failure: str | None = None
         from cosmos_core.haproxy.churn import check_runtime_api, tcp_port
@@ -363,12 +370,12 @@ class DockerExecReloader(InstallingReloader):
         reloader = self
 
         class Current:  # the container target() found for this apply (looked up once)
-            def exec_run(self, *args: Any, **kwargs: Any) -> Any:
-                return reloader._current.exec_run(*args, **kwargs)
+            def exec_run(self, argv: list[str], environment: dict[str, str] | None = None, **_: Any) -> Any:
+                return reloader._exec(Exec(argv, dict(environment or {})))
 
         def send(config: str, line: str) -> str:
             job = runtime_exec(config, self.config_path, line, host, port)
-            result = self._current.exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
+            result = self._exec(job)
             output = result.output.decode("utf-8", errors="replace")
             if result.exit_code != 0:
                 raise RuntimeAPIError(f"exec exited {result.exit_code}: {output[-500:]}")
@@ -377,10 +384,34 @@ class DockerExecReloader(InstallingReloader):
         api = RuntimeAPI(DockerExec(Current(), port, host))
         return self.apply_runtime(bundle, api, send, self.container_name)
 
+    def _exec(self, job: Exec) -> Any:
+        """Run ``job`` in the container :meth:`target` found: through the long-lived ``sh`` session
+        (:mod:`cosmos_reload_docker_exec.session`: no exec set-up per change) when it works, else with a
+        plain ``docker exec``.  Returns ``exec_run``'s result (``exit_code``, ``output``)."""
+        from cosmos_reload_docker_exec.session import ExecSession, SessionError
+
+        container = self._current
+        with self._session_lock:
+            if self.sessions and container.id not in self._no_session:
+                opening = self._session is None or self._session.container_id != container.id
+                try:
+                    if opening:
+                        if self._session is not None:
+                            self._session.close()
+                        self._session = None
+                        self._session = ExecSession(self._docker(), container.id)
+                    return self._session.run(job.argv, job.environment)
+                except SessionError as exc:
+                    log.info("exec_session_unavailable", container=self.container_name, error=str(exc))
+                    self._session = None
+                    if opening:
+                        self._no_session.add(container.id)  # this container cannot hold one: plain execs
+        return container.exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
+
     def install(self, bundle: Bundle, previous: Bundle | None) -> None:
         """One exec: stage, validate, install and reload (a failed reload is raised by :meth:`reload_haproxy`)."""
         job = reload_exec(bundle, self.haproxy_bin, self.config_path, self.reload_command, previous)
-        result = self._current.exec_run(job.argv, environment=job.environment, stdout=True, stderr=True)
+        result = self._exec(job)
         output = one_line(result.output.decode("utf-8", errors="replace"))
         if result.exit_code == EXIT_INVALID:
             log.error("haproxy_config_invalid", container=self.container_name, output=output[-2000:])
