@@ -124,3 +124,19 @@ def test_changes_run_through_one_long_lived_session_and_a_broken_one_falls_back(
     assert reloader.apply(Bundle.of(config("six")), None).reloaded
     wait_for_log(proxy, "Loading success", count=7)
     assert http_get(url(proxy)).body == "six" and reloader._session is not None  # noqa: SLF001
+
+
+def test_back_to_back_reloads_are_all_applied(env: Env) -> None:
+    """A SIGUSR2 that reaches the master while it still re-executes itself for the previous reload is
+    lost; the reload waits for the new worker (and signals again), so each change is live when it returns."""
+    import time
+
+    proxy = env.haproxy()
+    reloader = DockerExecReloader(Settings(options={"haproxy_container": proxy.name}))
+    for n in range(6):
+        assert reloader.apply(Bundle.of(config(f"v{n}")), None).reloaded
+    wait_for_log(proxy, "Loading success", count=7)  # the start and six reloads
+    deadline = time.monotonic() + 10
+    while http_get(url(proxy)).body != "v5":
+        assert time.monotonic() < deadline, "the last config is not served"
+        time.sleep(0.05)

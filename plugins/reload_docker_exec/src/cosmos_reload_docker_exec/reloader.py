@@ -116,6 +116,23 @@ def secret(path: str) -> bool:
     return path.startswith("certs/") or path.endswith(".key")
 
 
+#: The default reload: SIGUSR2 to the master (PID 1), then wait until it forked a new worker (a child of
+#: PID 1 that was not there before).  A signal that reaches the master while it is still re-executing
+#: itself for the previous reload is lost, so without a new worker it is sent again every second; after
+#: 10 s the reload has failed (exit 5).  When the exec returns, the new config is the one HAProxy runs.
+SIGNAL_RELOAD = """workers() { for f in /proc/[0-9]*/stat; do read -r p c st pp rest < "$f" 2>/dev/null && [ "$pp" = 1 ] && printf '%s ' "$p"; done; }
+before=" $(workers) "
+kill -USR2 1 || exit 1
+i=0
+while :; do
+  for p in $(workers); do case "$before" in *" $p "*) ;; *) exit 0;; esac; done
+  i=$((i + 1))
+  [ "$i" -ge 500 ] && { echo "no new HAProxy worker within 10 s of SIGUSR2 (is PID 1 haproxy -W?)"; exit 1; }
+  [ $((i % 50)) = 0 ] && kill -USR2 1
+  sleep 0.02
+done"""
+
+
 def reload_exec(bundle: Bundle, haproxy_bin: str, config_path: str, reload_command: str | None,
                 previous: Bundle | None = None) -> Exec:
     """The exec that stages, validates (as a set), installs (all or none) and reloads ``bundle``.
@@ -152,7 +169,7 @@ def reload_exec(bundle: Bundle, haproxy_bin: str, config_path: str, reload_comma
     env, writes = _writes(bundle, "$s/new", f'{{ rm -rf "$s"; exit {EXIT_INSTALL}; }}')
     lines += writes
     main_staged = _under("$s/new", bundle.main)
-    reload = reload_command if reload_command else "kill -USR2 1"
+    reload = reload_command if reload_command else SIGNAL_RELOAD
     lines += [
         f"if ! out=$({q(haproxy_bin)} -c -f {main_staged} 2>&1); then",
         f'  echo "$out"; rm -rf "$s"; exit {EXIT_INVALID}',
