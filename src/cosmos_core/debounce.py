@@ -31,7 +31,12 @@ within ``storm_window`` seconds, a key being new when it was not seen in the
 ``storm_memory`` seconds before; ``key`` maps an item to what is counted, e.g.
 a container event to its service, so services that churn on and on are not a
 storm while fifty services starting together are) still closes on ``storm_quiet`` /
-``storm_max_wait``, so fifty services starting together cost a few batches.
+``storm_max_wait``, so fifty services starting together cost a few batches.  A
+busy engine may pause for longer than ``storm_quiet`` in the middle of a storm:
+a new key that opens a batch within ``2 * storm_quiet`` of the moment the last
+batch's storm condition held, with ``2 * storm_items`` new keys in the last
+:data:`STORM_RATE_WINDOW` seconds (a storm's rate, not a few per second), keeps
+the storm on.
 
 The timing rules (:func:`flush_deadline`, :func:`interval_deadline`) are pure; :class:`Debouncer` applies it
 to any blocking ``get(timeout)`` callable that raises :class:`queue.Empty` on
@@ -50,6 +55,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 BLOCKED = 0.001  # a get() that took longer than this found the queue empty
+#: Seconds over which the interval rule measures a storm's rate when a storm batch has just closed.
+STORM_RATE_WINDOW = 2.0
 
 
 def flush_deadline(opened: float, last: float, quiet: float, max_wait: float) -> float:
@@ -103,6 +110,8 @@ class Debouncer(Generic[T]):
     _flushed: float | None = field(default=None, init=False)
     storm_memory: float = 10.0
     _storm_seen: float | None = field(default=None, init=False)  # the last item of a storm batch
+    _storm_ended: float | None = field(default=None, init=False)  # the last batch's storm condition last held
+    _new_times: deque[float] = field(default_factory=deque, init=False)  # new keys of the last STORM_RATE_WINDOW
     _keys: dict[object, float] = field(default_factory=dict, init=False)
     _last_item: float | None = field(default=None, init=False)
     _recent: deque[tuple[float, T]] = field(default_factory=deque, init=False)
@@ -139,6 +148,9 @@ class Debouncer(Generic[T]):
         new = previous is None or at - previous > self.storm_memory
         if new:
             self._recent.append((at, key))
+            self._new_times.append(at)
+        while self._new_times and self._new_times[0] < at - STORM_RATE_WINDOW:
+            self._new_times.popleft()
         while self._recent and self._recent[0][0] < at - self.storm_window:
             self._recent.popleft()
         if len(self._keys) > 4096:  # forget keys not seen for a long time
@@ -201,9 +213,13 @@ class Debouncer(Generic[T]):
             return []
         batch = [first]
         opened = self.clock()
-        stormy: float | None = opened if self._seen_new(first, opened)[0] else None  # the storm condition last held
+        storm, new = self._seen_new(first, opened)
+        stormy: float | None = opened if storm else None  # when the storm condition last held
         if self._storm_seen is not None and opened - self._storm_seen < self.storm_quiet:
             stormy = opened  # the previous storm batch was cut at its maximum wait: the storm goes on
+        elif (new and self._storm_ended is not None and opened - self._storm_ended < 2 * self.storm_quiet
+              and len(self._new_times) >= 2 * self.storm_items):
+            stormy = opened  # a busy engine paused mid-storm: new services still come at a storm's rate
         deadline = interval_deadline(opened, self._flushed, self.min_interval)
         while not self.final(batch[-1]):
             if stormy is not None:
@@ -223,6 +239,7 @@ class Debouncer(Generic[T]):
         self._flushed = self._last_item = self.clock()
         cut = stormy is not None and self.clock() - stormy < self.storm_quiet  # ended by the maximum wait
         self._storm_seen = stormy if cut else None
+        self._storm_ended = stormy
         return batch
 
     def _drain(self, get: Callable[[float | None], T]) -> list[T]:

@@ -164,3 +164,21 @@ def test_a_bad_interval_is_refused_naming_the_setting(bad: float) -> None:
     with pytest.raises(ValidationError) as info:
         Debouncer(0.1, 1.0, min_interval=bad)
     assert info.value.field == "debounce_interval"
+
+
+def test_a_storm_that_a_busy_engine_pauses_costs_one_batch_per_pause() -> None:
+    """50 new services 0.12 s apart with a 0.7 s pause after every 12 (a loaded engine): each pause is
+    longer than storm_quiet, so it ends a batch (the last batch must close soon after the last start),
+    but new services keep coming at a storm's rate, so the next batch is a storm batch at once instead
+    of a run of interval batches until the storm is seen again."""
+    at, arrivals = 1.0, {}
+    for index in range(50):
+        arrivals[f"s{index}/start"] = at
+        at += 0.7 if index % 12 == 11 else 0.12
+    feed = FakeFeed([(t, item) for item, t in arrivals.items()])
+
+    found = run(make(feed), feed)
+
+    assert sorted(item for _, batch in found for item in batch) == sorted(arrivals)
+    assert len(found) <= 2 + 5, [len(batch) for _, batch in found]  # two before the storm is seen, one per segment
+    assert found[-1][0] <= max(arrivals.values()) + 0.5 + PASS + 1e-9
