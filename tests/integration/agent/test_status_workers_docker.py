@@ -15,6 +15,7 @@ from cosmos_reload_docker_exec.reloader import DockerExecReloader
 from cosmos_core.bundle import Bundle
 from cosmos_core.settings import Settings
 from tests.integration.agent.conftest import COSMOS, Env
+from tests.integration.haproxy.test_status_workers import made_store
 from tests.support.images import HAPROXY_CFG, container_ip, wait_for_log
 
 MASTER = "ipv4@127.0.0.1:9998"
@@ -23,7 +24,7 @@ MASTER = "ipv4@127.0.0.1:9998"
 def status(tmp_path: Path, container: str) -> dict:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_")}
     environ |= {"COSMOS_RELOADER": "docker-exec", "COSMOS_HAPROXY_CONTAINER": container, "COSMOS_MASTER_SOCKET": MASTER}
-    done = subprocess.run([*COSMOS, "status", "--json", "--store", f"sqlite://{tmp_path}/state.db"],
+    done = subprocess.run([*COSMOS, "status", "--json", "--store", made_store(tmp_path)],
                           capture_output=True, text=True, env=environ, timeout=60, check=True)
     return json.loads(done.stdout)["haproxy"]
 

@@ -27,9 +27,21 @@ def procs(api: RuntimeAPI) -> list:
         return []
 
 
+def made_store(tmp_path: Path) -> str:
+    """A SQLite store in ``tmp_path`` (``cosmos status`` never creates one)."""
+    from cosmos_core.runtime import Runtime
+    from cosmos_core.settings import Settings
+
+    url = f"sqlite://{tmp_path}/state.db"
+    runtime = Runtime(Settings(store=url))
+    runtime.store.tables()
+    runtime.close()
+    return url
+
+
 def status(tmp_path: Path, **env: str) -> dict:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("COSMOS_")} | env
-    done = subprocess.run([*COSMOS, "status", "--json", "--store", f"sqlite://{tmp_path}/state.db"],
+    done = subprocess.run([*COSMOS, "status", "--json", "--store", made_store(tmp_path)],
                           capture_output=True, text=True, env=environ, timeout=60, check=True)
     return json.loads(done.stdout)
 
@@ -82,7 +94,7 @@ def test_status_counts_the_current_and_the_old_worker_a_long_connection_keeps_al
         report = status(tmp_path, **env)["haproxy"]
         assert (report["workers"], report["current"], report["old"]) == (2, 1, 1)
         assert len(set(report["pids"])) == 2
-        text = subprocess.run([*COSMOS, "status", "--store", f"sqlite://{tmp_path}/state.db"], capture_output=True,
+        text = subprocess.run([*COSMOS, "status", "--store", made_store(tmp_path)], capture_output=True,
                               text=True, env={k: v for k, v in os.environ.items() if not k.startswith("COSMOS_")} | env,
                               timeout=60, check=True).stdout
         assert "haproxy: 2 live worker process(es) (1 current, 1 old)" in text
