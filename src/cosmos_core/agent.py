@@ -239,11 +239,13 @@ class Agent:
             self.stats.reloads += 1
         else:
             self.stats.skipped += 1
+        routed = self._routed(result.services)
         log.info(
             "reload" if outcome.reloaded else "reload_skipped",
             table=result.table,
-            services=len(result.services),
-            containers=sum(len(s.containers) for s in result.services),
+            services=len(routed),
+            containers=sum(len(s.containers) for s in routed),  # in the config: dead hosts' are left out
+            not_routed=sum(len(s.containers) for s in result.services) - sum(len(s.containers) for s in routed) or None,
             changes=len(result.plan.changes),
             reason=outcome.reason or None,
             reconcile_ms=round((t_reconciled - started) * 1000, 1),
@@ -273,6 +275,15 @@ class Agent:
             self._quarantines[table] = Quarantine(Path(path) if path else default_quarantine_path(),
                                                   self.runtime.store_url.safe, table)
         return self._quarantines[table]
+
+    def _routed(self, services: tuple[Any, ...]) -> list[Any]:
+        """``services`` as the config routes them: without dead fleet hosts' containers."""
+        liveness = getattr(self.runtime, "liveness", None)
+        if liveness is None:
+            return list(services)
+        from cosmos_core.fleet import live_services
+
+        return list(live_services({s.name: s for s in services}, liveness.dead()).values())
 
     def _failed(self, message: str, started: float, retryable: bool, exit_code: int) -> bool:
         self._retryable = self.failing = retryable

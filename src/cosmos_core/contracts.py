@@ -199,7 +199,13 @@ class Reloader(Protocol):
 
 
 class EventSource(Protocol):
-    """Yields snapshots: once for a payload file, on every settled change for Docker."""
+    """Yields snapshots: once for a payload file, on every settled change for Docker.
+
+    Optional attribute ``one_shot: bool`` (default ``False``): ``True`` for a source that
+    yields once and ends (the payload file), so the agent exits after it.  In fleet mode
+    such an agent writes no host record (it could not keep one beating): its containers,
+    stamped with its host id, are never expired.
+    """
 
     def snapshots(self) -> Iterator["Snapshot"]:
         """Block until the next snapshot is ready; stop iterating when done."""

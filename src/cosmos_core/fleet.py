@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from cosmos_core.model import Service
 
@@ -93,6 +93,23 @@ class FleetStore(Protocol):
 def lease_for(heartbeat: float, lease: float | None) -> float:
     """The lease in seconds: ``lease`` if set, else :data:`LEASE_HEARTBEATS` heartbeats."""
     return lease if lease is not None else LEASE_HEARTBEATS * heartbeat
+
+
+def checked_timing(heartbeat: float, lease: float | None) -> tuple[float, float]:
+    """``(heartbeat, lease)`` in seconds, checked as every command reads them (``cosmos watch``,
+    ``cosmos serve``, ``cosmos fleet status``): the heartbeat a positive number, the lease (set,
+    or :data:`LEASE_HEARTBEATS` heartbeats) longer than the heartbeat.
+
+    Raises :class:`~cosmos_core.errors.ValidationError` naming ``heartbeat`` or ``lease``.
+    """
+    from cosmos_core.errors import ValidationError
+
+    if not (isinstance(heartbeat, (int, float)) and 0 < heartbeat < float("inf")):
+        raise ValidationError("heartbeat", heartbeat, "must be a positive number of seconds")
+    the_lease = lease_for(heartbeat, lease)
+    if not (isinstance(the_lease, (int, float)) and heartbeat < the_lease < float("inf")):
+        raise ValidationError("lease", lease, f"must be a number of seconds longer than the heartbeat ({heartbeat:g} s)")
+    return heartbeat, the_lease
 
 
 @dataclass
@@ -200,6 +217,54 @@ class PostedHosts:
         with self._lock:
             now = self.clock()
             return frozenset(h for h, t in self._last.items() if h != me and now - t >= self.lease)
+
+    def live(self) -> frozenset[str]:
+        """Hosts that posted (or were first seen stored) less than ``lease`` seconds ago."""
+        with self._lock:
+            now = self.clock()
+            return frozenset(h for h, t in self._last.items() if now - t < self.lease)
+
+    def age(self, host_id: str) -> float | None:
+        """Seconds since ``host_id`` last posted (``None``: never seen)."""
+        with self._lock:
+            last = self._last.get(host_id)
+            return None if last is None else self.clock() - last
+
+
+class Verdicts:
+    """The last dead set each observer saw, per table: logs ``host_dead`` / ``host_alive`` once per change.
+
+    Call :meth:`update` with every verdict (each agent read, each request a central service
+    judges); a host is logged when it joins the dead set and when it leaves it (it beats or
+    posts again).  ``log`` is a structlog logger (passed in: this module does no I/O itself).
+    Thread-safe.
+    """
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self._dead: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+
+    def update(self, table: str, dead: frozenset[str], lease: float,
+               age: Callable[[str], float | None] = lambda host: None) -> tuple[list[str], list[str]]:
+        """Note ``table``'s dead set; return (and log) ``(died, returned)``, sorted host ids.
+
+        ``age(host)``: seconds since the host was last heard from, logged as ``silent_s``.
+        """
+        with self._lock:
+            before = self._dead.get(table, frozenset())
+            if dead == before:
+                return [], []
+            self._dead[table] = dead
+        died, returned = sorted(dead - before), sorted(before - dead)
+        for host in returned:
+            self.log.info("host_alive", host=host, table=table, detail="its containers are routed again")
+        for host in died:
+            silent = age(host)
+            self.log.warning("host_dead", host=host, table=table, lease_s=lease,
+                             silent_s=None if silent is None else round(silent, 1),
+                             detail="its containers leave the rendered config (they stay stored)")
+        return died, returned
 
 
 def stale_hosts(view: FleetView, now: float, lease: float, me: str | None = None) -> frozenset[str]:

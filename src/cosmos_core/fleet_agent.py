@@ -37,8 +37,8 @@ from typing import Any
 from cosmos_core.backoff import Backoff
 from cosmos_core.contracts import EventSource, StateStore
 from cosmos_core import metrics
-from cosmos_core.errors import CosmosError, ValidationError
-from cosmos_core.fleet import FleetStore, Liveness, lease_for
+from cosmos_core.errors import CosmosError
+from cosmos_core.fleet import FleetStore, Liveness, Verdicts, checked_timing
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Snapshot
 from cosmos_core.validate import check_host, check_host_id
@@ -150,6 +150,7 @@ class FleetMember:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reachable: bool | None = None
+        self.verdicts = Verdicts(log)
 
     def start(self) -> FleetMember:
         self._thread = threading.Thread(target=self._run, name="cosmos-fleet", daemon=True)
@@ -176,6 +177,7 @@ class FleetMember:
                 else:
                     view = self.store.fleet(self.table)
                 changed = self.liveness.observe(view)
+                self.verdicts.update(self.table, self.liveness.dead(), self.liveness.lease, self.liveness.age)
                 metrics.set_live_hosts(len(self.liveness.hosts()) - len(self.liveness.dead()))
             except Exception as exc:  # noqa: BLE001 - the thread must survive anything; store errors are CosmosErrors
                 attempt += 1
@@ -242,27 +244,32 @@ def fleet_settings(settings: Settings) -> tuple[str, float, float, str | None]:
     """``(host_id, heartbeat, lease, advertise_address)`` checked; bad values name their setting."""
     import socket
 
-    host_id = check_host_id(settings.host_id or socket.gethostname(), "host_id")
-    assert host_id is not None
-    if not settings.heartbeat > 0:
-        raise ValidationError("heartbeat", settings.heartbeat, "must be a positive number of seconds")
-    lease = lease_for(settings.heartbeat, settings.lease)
-    if not lease > settings.heartbeat:
-        raise ValidationError("lease", settings.lease, f"must be longer than the heartbeat ({settings.heartbeat} s)")
+    host_id = check_host_id(socket.gethostname() if settings.host_id is None else settings.host_id, "host_id")
+    heartbeat, lease = checked_timing(settings.heartbeat, settings.lease)
     address = settings.advertise_address
     if address:
         address = check_host(address, "advertise_address")
-    return host_id, settings.heartbeat, lease, address or None
+    return host_id, heartbeat, lease, address or None
 
 
-def join(runtime: Runtime, source: EventSource) -> tuple[FleetSource, FleetMember | RemoteBeat | None]:
+def join(runtime: Runtime, source: EventSource, once: bool = False
+         ) -> tuple[FleetSource, FleetMember | RemoteBeat | None]:
     """Put an agent into the fleet: its source stamped with the host id, and (with a
     local fleet-capable store) heartbeats, the generation poll and liveness-aware rendering.
+
+    An agent that runs one pass and exits (``once``, or a source whose ``one_shot`` is true:
+    the payload file) only stamps its containers: it writes no host record and sends no
+    beats, since it could not keep them up (a record that stops beating would expire its
+    containers on every other host).  Its containers, without a record, are never expired.
 
     Stop the returned member (if any) when the agent ends.
     """
     host_id, heartbeat, lease, address = fleet_settings(runtime.settings)
     wrapped = FleetSource(source, host_id)
+    if once or getattr(source, "one_shot", False):
+        log.info("fleet_one_shot", host=host_id,
+                 detail="one pass then exit: containers stamped with the host id, no host record, never expired")
+        return wrapped, None
     from cosmos_core.passes import LocalPass
 
     if not isinstance(runtime.strategy, LocalPass):  # a remote Cosmos merges by the payload's host

@@ -7,7 +7,9 @@ Dialects:
 * later: ``table`` / ``running`` / ``candidates``, with an optional ``port`` field.
 
 Both take an optional top-level ``host``: the fleet host id that reports the
-snapshot (see :class:`~cosmos_core.model.Snapshot`).
+snapshot (see :class:`~cosmos_core.model.Snapshot`).  When given it must be a
+host id (1-128 characters); ``""`` and ``null`` are refused, since a payload
+without ``host`` is the whole truth for its table.
 
 Every error is a :class:`ValidationError` whose field is the JSON path in the
 payload, e.g. ``candidateServices[1].containers[0].ip``.
@@ -94,7 +96,7 @@ def parse(data: Any) -> Snapshot:
         running=tuple(_running(running_key, running)),
         candidates=tuple(_merge_candidates(candidates_key, candidates)),
         candidates_key=candidates_key,
-        host_id=check_host_id(data.get("host"), "host"),
+        host_id=check_host_id(data["host"], "host") if "host" in data else None,  # "" / null refused
     )
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from cosmos_core.contracts import SETTING_TYPES, Setting
 from cosmos_core.errors import DuplicateNameError, ValidationError
-from cosmos_core.validate import check_name
+from cosmos_core.validate import check_host_id, check_name
 
 if TYPE_CHECKING:
     from cosmos_core.plugins import Plugins
@@ -287,6 +287,8 @@ def _read_toml(path: Path, must_exist: bool) -> dict[str, Any]:
 
 
 def _coerce(declared: Declared, key: str, value: Any, where: str) -> Any:
+    if key == "host_id":  # "" is refused, not "unset": it would fall back to the machine's name
+        return check_host_id(value, where)
     if key in CORE:
         kind, optional = CORE[key]
     else:

@@ -72,10 +72,12 @@ def check_container_id(value: Any, field_name: str = "id") -> str:
     return _token(value, field_name, CONTAINER_ID_RE, "must be 1-128 characters of letters, digits, '_', '.', '-'")
 
 
-def check_host_id(value: Any, field_name: str = "host") -> str | None:
-    """A fleet host id (the reporting host, not an address), or ``None`` (missing, null or empty)."""
-    if value is None or value == "":
-        return None
+def check_host_id(value: Any, field_name: str = "host") -> str:
+    """A fleet host id (the reporting host, not an address): 1-128 characters of letters, digits, ``_.-``.
+
+    ``""`` and ``None`` are refused: a caller with no host leaves the field out rather than
+    passing an empty one, because "no host" means "the whole truth for the table".
+    """
     return _token(value, field_name, _HOST_ID, "must be 1-128 characters of letters, digits, '_', '.', '-'")
 
 

@@ -68,7 +68,7 @@ def test_status_and_fleet_status_show_hosts(runner: CliRunner, tmp_path: Path) -
 def test_bad_fleet_options_are_one_line_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     store = f"sqlite://{tmp_path}/s.db"
     for argv, field in ((["--heartbeat", "0"], "heartbeat"), (["--heartbeat", "5", "--lease", "2"], "lease"),
-                        (["--host-id", "bad host"], "host_id"), (["--advertise-address", "no way"], "advertise_address")):
+                        (["--host-id", "bad host"], "--host-id"), (["--advertise-address", "no way"], "advertise_address")):
         result = runner.invoke(app, ["watch", "--once", "--events", "payload", "--reloader", "none",
                                      "--store", store, *argv])
         assert result.exit_code == 2, (argv, result.stderr)
@@ -76,6 +76,33 @@ def test_bad_fleet_options_are_one_line_exit_2(runner: CliRunner, tmp_path: Path
     bad = runner.invoke(app, ["generate", "--store", store], input=json.dumps({**PAYLOAD, "host": "a#b"}))
     assert bad.exit_code == 2 and "host" in bad.stderr
     assert not SQLiteStore(f"{tmp_path}/s.db").load("t").services
+
+
+def test_an_empty_host_id_is_refused_not_replaced_by_the_machine_name(runner: CliRunner, tmp_path: Path) -> None:
+    """`--host-id ""` (or env / toml) is bad input; `"host": ""` / `null` in a payload too (a payload
+    without `host` is the whole truth for its table: an empty one would wipe every host)."""
+    store = f"sqlite://{tmp_path}/s.db"
+    seed(runner, store, "node-a", "a1")
+    argv = ["watch", "--once", "--events", "payload", "--reloader", "none", "--store", store]
+    for extra, env, toml, field in ((["--host-id", ""], {}, None, "--host-id"),
+                                    ([], {"COSMOS_HOST_ID": ""}, None, "COSMOS_HOST_ID"),
+                                    ([], {}, 'host_id = ""\n', "cosmos.toml: host_id")):
+        if toml is not None:
+            (tmp_path / "cosmos.toml").write_text(toml)
+        result = runner.invoke(app, [*argv, *extra],
+                               env={**env, **({"COSMOS_CONFIG": str(tmp_path / "cosmos.toml")} if toml else {})})
+        assert result.exit_code == 2, (extra, env, result.stderr)
+        assert result.stderr.count("\n") == 1 and f"{field}: " in result.stderr and "''" in result.stderr
+    (tmp_path / "cosmos.toml").unlink()
+    for empty in ('""', "null"):
+        bad = runner.invoke(app, ["generate", "--store", store], input='{"table": "t", "host": %s, "running": []}' % empty)
+        assert bad.exit_code == 2 and bad.stderr.startswith("cosmos: error: host: "), bad.stderr
+    raw = SQLiteStore(f"{tmp_path}/s.db")
+    try:
+        assert [c.id for c in raw.load("t").services["web"].containers] == ["a1"]  # nothing wiped
+        assert list(raw.fleet("t").hosts) == []  # and no host record from the refused agents
+    finally:
+        raw.close()
 
 
 def test_env_and_toml_set_the_host_id(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:
@@ -96,7 +123,7 @@ def test_env_and_toml_set_the_host_id(runner: CliRunner, tmp_path: Path, monkeyp
 
 def test_watch_events_payload_the_payload_host_wins_over_host_id(runner: CliRunner, tmp_path: Path) -> None:
     """`cosmos watch --events payload`: a payload naming its `host` is that host's truth; without
-    `host`, the agent's `--host-id` owns it (the agent heartbeats as `--host-id` either way)."""
+    `host`, the agent's `--host-id` owns it (a one-shot agent writes no host record either way)."""
     store = f"sqlite://{tmp_path}/s.db"
     for name, data in (("named", {**PAYLOAD, "host": "node-x"}), ("plain", json.loads(json.dumps(PAYLOAD).replace("c1", "c2")))):
         (tmp_path / f"{name}.json").write_text(json.dumps(data))
@@ -109,6 +136,29 @@ def test_watch_events_payload_the_payload_host_wins_over_host_id(runner: CliRunn
     finally:
         stored.close()
     assert owners == {"c1": "node-x", "c2": "agent-1"}
+
+
+def test_a_one_shot_payload_agent_writes_no_host_record(runner: CliRunner, tmp_path: Path) -> None:
+    """`cosmos watch --events payload` runs one pass and exits, with or without `--once`: it
+    claims no liveness it cannot keep (no host record, so its containers never expire on other
+    hosts) and says so in its log instead of `fleet_joined`."""
+    store = f"sqlite://{tmp_path}/s.db"
+    (tmp_path / "p.json").write_text(json.dumps(PAYLOAD))
+    for once in (["--once"], []):
+        result = runner.invoke(app, ["--log-format", "json", "watch", "--events", "payload", "--payload",
+                                     str(tmp_path / "p.json"), "--store", store, "--host-id", "h1",
+                                     "--heartbeat", "0.05", "--reloader", "none", *once])
+        assert result.exit_code == 0, result.stderr
+        events = [json.loads(line)["event"] for line in result.stderr.splitlines() if line.startswith("{")]
+        assert "fleet_one_shot" in events and "fleet_joined" not in events, (once, events)
+    raw = SQLiteStore(f"{tmp_path}/s.db")
+    try:
+        assert dict(raw.fleet("t").hosts) == {}
+        assert [c.host_id for c in raw.load("t").services["web"].containers] == ["h1"]
+    finally:
+        raw.close()
+    status = runner.invoke(app, ["fleet", "status", "--store", store, "--table", "t", "--json"])
+    assert [(h["host"], h["state"]) for h in json.loads(status.stdout)["hosts"]] == [("h1", "no-record")]
 
 
 def test_fleet_status_by_default_reads_once_and_judges_nothing(runner: CliRunner, tmp_path: Path, monkeypatch) -> None:
@@ -142,3 +192,31 @@ def test_fleet_status_by_default_reads_once_and_judges_nothing(runner: CliRunner
     assert json.loads(observed.stdout)["hosts"][0]["state"] == "dead"  # no beat in 0.3 s >= the lease
     bad = runner.invoke(app, ["fleet", "status", "--store", store, "--observe", "-1"])
     assert bad.exit_code == 2 and "observe" in bad.stderr
+
+
+def test_fleet_status_checks_observe_heartbeat_and_lease_as_watch_does(runner: CliRunner, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """Non-finite --observe (it would never return), a lease that is not positive or not longer than
+    the heartbeat (flag or cosmos.toml): one line naming the field and value, exit 2, nothing read."""
+    import time
+
+    store = f"sqlite://{tmp_path}/s.db"
+    seed(runner, store, "node-a", "a1")
+
+    def no_waiting(seconds: float) -> None:  # a refused --observe never starts watching
+        raise AssertionError(f"fleet status waited {seconds} s")
+
+    monkeypatch.setattr(time, "sleep", no_waiting)
+    status = ["fleet", "status", "--store", store, "--table", "t"]
+    for argv, field in ((["--observe", "inf"], "observe"), (["--observe", "1e400"], "observe"),
+                        (["--observe", "nan"], "observe"), (["--lease", "-1"], "lease"), (["--lease", "0"], "lease"),
+                        (["--heartbeat", "2", "--lease", "2"], "lease"), (["--heartbeat", "0"], "heartbeat"),
+                        (["--heartbeat", "-1"], "heartbeat")):
+        result = runner.invoke(app, [*status, *argv])
+        assert result.exit_code == 2, (argv, result.stdout, result.stderr)
+        assert result.stderr.count("\n") == 1 and f"error: {field}: " in result.stderr, (argv, result.stderr)
+        assert not result.stdout
+    (tmp_path / "cosmos.toml").write_text("heartbeat = 1\nlease = 1\n")
+    for command in (status, ["watch", "--once", "--events", "payload", "--reloader", "none", "--store", store]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and "error: lease: " in result.stderr and "(got 1.0)" in result.stderr, result.stderr

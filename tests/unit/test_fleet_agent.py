@@ -116,18 +116,30 @@ def test_a_container_on_one_host_reaches_the_others_without_an_event(hosts: Call
 
 
 def test_a_silent_host_expires_after_its_lease_and_returns(hosts: Callable[..., Host], tmp_path: Path) -> None:
-    a, b = hosts("a"), hosts("b")
-    a.source.push("a1")
-    b.source.push("b1")
-    wait_for(lambda: "server a1 " in b.reloader.last, "b sees a1")
-    a.stop(heartbeats=True)  # like kill -9: no more heartbeats; its containers stay stored
-    wait_for(lambda: "server a1 " not in b.reloader.last, "a1 leaves b's config after the lease")
-    assert "server b1 " in b.reloader.last
-    store = b.runtime.store
-    assert any(c.id == "a1" for c in store.load("fleet").services["web"].containers)  # still stored
-    a2 = hosts("a")  # a restarts
-    a2.source.push("a1")
-    wait_for(lambda: "server a1 " in b.reloader.last, "a1 back in b's config")
+    from structlog.testing import capture_logs
+
+    def verdicts() -> list[tuple[str, str]]:  # b's own: a2 (a new observer) logs nothing about a
+        return [(e["event"], e["host"]) for e in logs if e["event"] in ("host_dead", "host_alive")]
+
+    with capture_logs() as logs:
+        a, b = hosts("a"), hosts("b")
+        a.source.push("a1")
+        b.source.push("b1")
+        wait_for(lambda: "server a1 " in b.reloader.last, "b sees a1")
+        a.stop(heartbeats=True)  # like kill -9: no more heartbeats; its containers stay stored
+        wait_for(lambda: "server a1 " not in b.reloader.last, "a1 leaves b's config after the lease")
+        assert "server b1 " in b.reloader.last
+        store = b.runtime.store
+        assert any(c.id == "a1" for c in store.load("fleet").services["web"].containers)  # still stored
+        wait_for(lambda: ("host_dead", "a") in verdicts(), "b logs a dead")
+        wait_for(lambda: any(e["event"] == "reload" and e["containers"] == 1 and e["not_routed"] == 1 for e in logs),
+                 "b's reload line counts what it routes (b1), not what is stored (a1 + b1)")
+        a2 = hosts("a")  # a restarts
+        a2.source.push("a1")
+        wait_for(lambda: "server a1 " in b.reloader.last, "a1 back in b's config")
+        wait_for(lambda: ("host_alive", "a") in verdicts(), "b logs a alive")
+    assert verdicts() == [("host_dead", "a"), ("host_alive", "a")]  # once per change
+    assert [e for e in logs if e["event"] == "host_dead"][0]["silent_s"] >= 1.5  # the lease: 3 x 0.5 s
 
 
 def test_settings_are_checked() -> None:

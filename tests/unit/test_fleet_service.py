@@ -46,6 +46,14 @@ def test_serve_merges_hosts(api: Api) -> None:
     assert bad.status == 400 and json.loads(bad.body)["field"] == "host"
 
 
+@pytest.mark.parametrize("empty", ['""', "null"])
+def test_an_empty_or_null_host_is_refused_and_wipes_nothing(api: Api, empty: str) -> None:
+    assert api.generate(report("a", "a1")).status == 200
+    bad = api.generate(b'{"table": "t", "host": %s, "running": []}' % empty.encode())
+    assert bad.status == 400 and json.loads(bad.body)["field"] == "host"
+    assert stored(api) == [("a1", "a")]
+
+
 def test_lambda_merges_hosts(api: Api) -> None:
     app = LambdaApp(api)
     for host, cid in (("a", "a1"), ("b", "b1")):
@@ -96,21 +104,64 @@ def test_a_host_that_stops_posting_expires_after_the_lease_and_returns(tmp_path:
             return api.generate(body).body.decode()
         return str(handler(v2_event("POST", "/generate", body, JSON), None)["body"])
 
+    from structlog.testing import capture_logs
+
+    def verdicts(logs: list[dict]) -> list[tuple[str, str]]:
+        return [(e["event"], e["host"]) for e in logs if e["event"] in ("host_dead", "host_alive")]
+
     try:
-        assert "server a1 " in post(report("a", "a1"))
-        clock.now += 2.9
-        assert "server a1 " in post(report("b", "b1"))  # a posted 2.9 s ago: alive
-        clock.now += 0.2
-        config = post(report("b", "b1"))
-        assert "server a1 " not in config and "server b1 " in config  # 3.1 s: a is dead
-        assert stored(api) == [("a1", "a"), ("b1", "b")]  # still stored: it returns when a posts again
-        clock.now += 10
-        config = post(report("a", "a1"))
-        assert "server a1 " in config and "server b1 " not in config  # now b is the silent one
+        with capture_logs() as logs:
+            assert "server a1 " in post(report("a", "a1"))
+            clock.now += 2.9
+            assert "server a1 " in post(report("b", "b1"))  # a posted 2.9 s ago: alive
+            clock.now += 0.2
+            config = post(report("b", "b1"))
+            assert "server a1 " not in config and "server b1 " in config  # 3.1 s: a is dead
+            assert verdicts(logs) == [("host_dead", "a")]
+            post(report("b", "b1"))
+            assert verdicts(logs) == [("host_dead", "a")]  # once per change, not per request
+            assert stored(api) == [("a1", "a"), ("b1", "b")]  # still stored: it returns when a posts again
+            clock.now += 10
+            config = post(report("a", "a1"))
+            assert "server a1 " in config and "server b1 " not in config  # now b is the silent one
+            assert verdicts(logs) == [("host_dead", "a"), ("host_alive", "a"), ("host_dead", "b")]  # a is back
+        dead = [e for e in logs if e["event"] == "host_dead"][0]
+        assert dead["table"] == "t" and dead["lease_s"] == 3.0 and dead["silent_s"] == 3.1
         # A payload without a host is the single-host truth: nothing is judged.
         assert api._judge(None, "t", None) is None  # type: ignore[arg-type]
     finally:
         api.close()
+
+
+def test_serves_live_hosts_gauge_counts_hosts_that_posted_within_the_lease(tmp_path: Path) -> None:
+    """`cosmos serve`'s /metrics: ``cosmos_live_hosts`` is judged at scrape time on serve's clock."""
+    import asyncio
+
+    from cosmos_core import metrics
+    from cosmos_core.server.app import create_app
+    from tests.support.prometheus import parse, value
+
+    clock = FakeClock()
+    api = Api(Settings(store=f"sqlite://{tmp_path / 'state.db'}", heartbeat=1.0, lease=3.0), clock=clock)
+    page = next(r.endpoint for r in create_app(api).routes if getattr(r, "path", None) == "/metrics")
+
+    def live() -> float:
+        return value(parse(asyncio.run(page(None)).body.decode()), "cosmos_live_hosts")
+
+    try:
+        assert live() == 0
+        api.generate(report("a", "a1"))
+        api.generate(report("b", "b1"))
+        assert live() == 2
+        clock.now += 2.0
+        api.generate(report("b", "b1"))
+        clock.now += 1.5  # a: 3.5 s silent, b: 1.5 s
+        assert live() == 1  # no request since: the scrape itself judges
+        api.generate(report("c", "c1"))  # a third host posts: b and c live
+        assert live() == 2
+    finally:
+        api.close()
+        metrics.disable()
 
 
 def test_serve_gives_hosts_stored_before_it_started_a_full_lease(tmp_path: Path) -> None:
@@ -154,3 +205,6 @@ def test_a_lease_that_is_not_positive_is_refused_at_start(tmp_path: Path) -> Non
     with pytest.raises(ValidationError) as exc:
         Api(Settings(store=f"sqlite://{tmp_path / 'state.db'}", heartbeat=-1.0))
     assert exc.value.field == "heartbeat"
+    with pytest.raises(ValidationError) as exc:  # a lease no longer than the heartbeat: as cosmos watch refuses it
+        Api(Settings(store=f"sqlite://{tmp_path / 'state.db'}", heartbeat=1.0, lease=1.0))
+    assert exc.value.field == "lease"

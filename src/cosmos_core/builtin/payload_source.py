@@ -14,7 +14,9 @@ from cosmos_core.settings import Settings
 
 
 class PayloadSource:
-    """Yields the one snapshot read from ``path`` (``-`` is stdin)."""
+    """Yields the one snapshot read from ``path`` (``-`` is stdin), then ends."""
+
+    one_shot = True  # the agent exits after it: no fleet heartbeats (see EventSource)
 
     def __init__(self, path: str) -> None:
         self.path = path

@@ -45,15 +45,13 @@ def status(
         import time
 
         from cosmos_core.errors import ValidationError
-        from cosmos_core.fleet import lease_for, report
+        from cosmos_core.fleet import checked_timing, report
         from cosmos_core.runtime import Runtime
 
-        if not settings.heartbeat > 0:
-            raise ValidationError("heartbeat", settings.heartbeat, "must be a positive number of seconds")
+        _, the_lease = checked_timing(settings.heartbeat, settings.lease)  # as cosmos watch checks them
         span = 0.0 if sample is None else sample
-        if not span >= 0:
-            raise ValidationError("observe", sample, "must be zero or more seconds")
-        the_lease = lease_for(settings.heartbeat, settings.lease)
+        if not 0 <= span < float("inf"):
+            raise ValidationError("observe", sample, "must be a finite number of seconds, zero or more")
         runtime = Runtime(settings, create_store=False)
         try:
             fleet_store = _fleet_store(runtime)

@@ -153,7 +153,7 @@ def watch(
         server = None
         try:
             runtime.strategy.check()  # fail fast: a local store that cannot be reached
-            source, member = join(runtime, runtime.event_source())
+            source, member = join(runtime, runtime.event_source(), once=once)
             agent = Agent(runtime, source, runtime.reloader)
             if isinstance(member, RemoteBeat):
                 member.paused = lambda: agent.failing  # a failing agent's own retry catches up

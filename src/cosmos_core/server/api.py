@@ -256,21 +256,21 @@ class Api:
         """``liveness``: ``"process"`` (hosts judged in memory on ``clock``, default ``time.monotonic``)
         or ``"store"`` (posts recorded in the store's host records, judged on ``clock``, default
         ``time.time``); see the module docstring.  A lease that is not a positive number of seconds
-        is a :class:`ValidationError` naming ``lease`` (or ``heartbeat``, when the lease derives from it)."""
-        from cosmos_core.fleet import lease_for
+        is a :class:`ValidationError` naming ``lease`` (or ``heartbeat``), as ``cosmos watch`` checks
+        them: the heartbeat positive, the lease longer than it."""
+        from cosmos_core.fleet import checked_timing
 
         if liveness not in ("process", "store"):
             raise ValueError(f"liveness must be 'process' or 'store', not {liveness!r}")
         self.settings = settings
         self.liveness = liveness
-        self.lease = lease_for(settings.heartbeat, settings.lease)
-        if not self.lease > 0:
-            raise ValidationError("lease" if settings.lease is not None else "heartbeat",
-                                  settings.lease if settings.lease is not None else settings.heartbeat,
-                                  "must be a positive number of seconds")
+        _, self.lease = checked_timing(settings.heartbeat, settings.lease)
         self.clock = clock or (time.monotonic if liveness == "process" else time.time)
         self._posted: dict[str, Any] = {}  # table -> PostedHosts (liveness="process")
         self._posted_lock = threading.Lock()
+        from cosmos_core.fleet import Verdicts
+
+        self._verdicts = Verdicts(get_logger("cosmos.fleet"))  # host_dead / host_alive, once per change
         self.plugins = plugins if plugins is not None else Plugins.discover()
         self.pool = RuntimePool(settings, self.plugins)
         self.locks = TableLocks()
@@ -346,11 +346,19 @@ class Api:
         if self.liveness == "process":
             with self._posted_lock:
                 posted = self._posted.setdefault(table, PostedHosts(self.lease, self.clock))
-            return DeadHosts(posted.dead(me=host_id))
-        store = runtime.store
-        if not isinstance(store, FleetStore):
-            return None
-        return DeadHosts(stale_hosts(store.fleet(table), self.clock(), self.lease, me=host_id))
+            dead, age = posted.dead(me=host_id), posted.age
+        else:
+            store = runtime.store
+            if not isinstance(store, FleetStore):
+                return None
+            view, now = store.fleet(table), self.clock()
+            dead = stale_hosts(view, now, self.lease, me=host_id)
+
+            def age(host: str) -> float | None:
+                at = view.hosts[host].at
+                return None if at is None else now - at
+        self._verdicts.update(table, dead, self.lease, age)
+        return DeadHosts(dead)
 
     def _record(self, runtime: Runtime, table: str, host_id: str | None, services: Any) -> None:
         """After a successful pass: note ``host_id``'s post (and, in memory, the hosts stored)."""
@@ -362,8 +370,18 @@ class Api:
             posted = self._posted[table]
             posted.seen(c.host_id for s in services for c in s.containers)
             posted.posted(host_id)
+            metrics.set_live_hosts(self.live_hosts())
         elif isinstance(runtime.store, FleetStore):
             runtime.store.heartbeat(table, host_id, None, at=self.clock())
+
+    def live_hosts(self) -> int:
+        """Hosts of any table that posted within the lease, as this process saw them (``cosmos_live_hosts``).
+
+        In memory (``liveness="process"``); ``0`` with ``liveness="store"`` (the Lambda handler
+        serves no metrics)."""
+        with self._posted_lock:
+            tables = list(self._posted.values())
+        return len(frozenset().union(*(posted.live() for posted in tables)))
 
     def healthz(self) -> Reply:
         """200 when the store answers a ping, 503 when it does not."""

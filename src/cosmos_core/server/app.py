@@ -196,6 +196,7 @@ def create_app(api: Api) -> Starlette:
     async def metrics_page(request: Request) -> Response:
         from starlette.responses import Response
 
+        metrics.set_live_hosts(api.live_hosts())  # judged now: a host may have gone silent since the last post
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     async def http_error(request: Request, exc: Exception) -> Response:
