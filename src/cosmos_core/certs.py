@@ -3,9 +3,12 @@
 A :class:`Certificate` is one PEM document holding the leaf certificate, its
 chain and the private key, checked when it is loaded: it parses, the key
 matches the leaf, it has not expired, and it names at least one DNS name (its
-SANs; the subject CN only when it has no SANs).  :func:`load_dir` loads every
-``*.pem`` file of a directory and skips a bad one with one warning naming the
-file and the reason, so every other certificate keeps serving.
+SANs; the subject CN only when it has no SANs), each a DNS host name or a
+``*.`` wildcard of one (an IP address or a name with spaces is refused).
+:func:`load_dir` loads every ``*.pem`` file of a directory and skips a bad one
+with one warning naming the file and the reason, so every other certificate
+keeps serving.  Each file gets a name of its own (:func:`file_name`): two files
+never replace each other.
 
 ``cryptography`` is imported inside the functions that need it, never at
 module level (the CLI start-up path stays light).
@@ -14,6 +17,8 @@ module level (the CLI start-up path stays light).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -28,6 +33,10 @@ log = get_logger("cosmos.certs")
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.S)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+# A DNS name a certificate serves: RFC 1123 labels (also '_', which private CAs issue and SNI carries).
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_DNS_NAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*")
+_DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
 
 
 class CertificateError(CosmosError):
@@ -51,7 +60,8 @@ class Certificate:
     ``source``: ``dir:<path>`` or ``acme:<directory url>``; ``pem``: leaf,
     chain and key, normalised (one block per line group, no blank lines, ending
     in a newline) as HAProxy's runtime API and its config loader accept it.
-    ``pem`` holds the private key: never log it.
+    ``pem`` holds the private key: never log it.  ``path``: the file it was
+    read from (``""`` for an ACME certificate).
     """
 
     name: str
@@ -62,6 +72,7 @@ class Certificate:
     source: str
     pem: bytes = field(repr=False)
     fingerprint: str = ""
+    path: str = ""
 
     def matches(self, host: str) -> bool:
         """Whether this certificate serves ``host`` (exact name or one-label wildcard)."""
@@ -86,6 +97,31 @@ def safe_name(text: str) -> str:
     return _SAFE_NAME.sub("_", text.replace("*", "_wildcard_"))
 
 
+def file_name(stem: str) -> str:
+    """The certificate name of a ``certs_dir`` file with this stem: the stem itself when it is
+    file-safe (letters, digits, ``.``, ``_``, ``-``), else its :func:`safe_name` plus ``-`` and 8 hex
+    digits of the stem's SHA-256, so ``a b.pem`` and ``a_b.pem`` do not share ``certs/a_b.pem``."""
+    safe = safe_name(stem)
+    if safe == stem:
+        return stem
+    return f"{safe}-{hashlib.sha256(stem.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+
+
+def dns_name_problem(name: str) -> str | None:
+    """Why ``name`` (from a certificate) is not a DNS host name it can serve, or None when it is one:
+    an RFC 1123 host name (labels may also hold ``_``), or ``*.`` and one (a wildcard covers one label)."""
+    host = name[2:] if name.startswith("*.") else name
+    try:
+        ipaddress.ip_address(host)
+        return f"{name!r} is an IP address, not a DNS host name (SNI carries host names only)"
+    except ValueError:
+        pass
+    if not _DNS_NAME.fullmatch(host) or _DIGITS_AND_DOTS.fullmatch(host):
+        return (f"{name!r} is not a DNS host name (dot-separated labels of letters, digits, '-' and '_', "
+                "optionally after '*.')")
+    return None
+
+
 def name_matches(pattern: str, host: str) -> bool:
     """``a.example.com`` matches itself; ``*.example.com`` matches exactly one extra label."""
     host = host.lower().rstrip(".")
@@ -97,12 +133,13 @@ def name_matches(pattern: str, host: str) -> bool:
 
 
 def parse_pem(data: bytes, source: str, *, now: dt.datetime | None = None, name: str | None = None,
-              origin: str | None = None) -> Certificate:
+              origin: str | None = None, path: str = "") -> Certificate:
     """Check one PEM document (leaf first, then chain, plus one private key anywhere).
 
     Returns a :class:`Certificate`; raises :class:`CertificateError` naming
     ``source`` with the reason (no certificate, no key, two keys, unreadable,
-    key does not match, expired, not yet valid, no DNS names).
+    key does not match, expired, not yet valid, no DNS names, a name that is
+    not a DNS host name).  ``path``: the file read (kept as ``Certificate.path``).
     """
     try:
         from cryptography import x509
@@ -146,6 +183,10 @@ def parse_pem(data: bytes, source: str, *, now: dt.datetime | None = None, name:
     names = list(dict.fromkeys(n.rstrip(".") for n in names if n))
     if not names:
         raise CertificateError(source, "names no DNS host (no subjectAltName DNS entries, no CN)")
+    for n in names:
+        problem = dns_name_problem(n)
+        if problem is not None:
+            raise CertificateError(source, f"names {problem}")
     issuer = leaf.issuer.rfc4514_string() or "(empty issuer)"
     pem = b"".join(block.strip() + b"\n" for block in certs) + keys[0].strip() + b"\n"
     return Certificate(
@@ -157,6 +198,7 @@ def parse_pem(data: bytes, source: str, *, now: dt.datetime | None = None, name:
         source=origin or source,
         pem=pem,
         fingerprint=leaf.fingerprint(hashes.SHA256()).hex(),
+        path=path,
     )
 
 
@@ -176,27 +218,33 @@ def load_dir(path: str | Path, *, now: dt.datetime | None = None) -> list[Certif
 def scan_dir(path: str | Path, *, now: dt.datetime | None = None) -> tuple[list[Certificate], list[tuple[str, str]]]:
     """``(good certificates sorted by name, [(file, reason) of each bad *.pem file]``), logging nothing.
 
-    Raises :class:`CertificateError` when the directory cannot be read.
+    Each file's certificate is named by :func:`file_name`; should two files still come to one
+    name (a file named like another's hashed name), the later file (by file name) is skipped,
+    its reason naming the other.  Raises :class:`CertificateError` when the directory cannot be read.
     """
     directory = Path(path)
     try:
         files = sorted(p for p in directory.iterdir() if p.suffix == ".pem" and p.is_file())
     except OSError as exc:
         raise CertificateError(str(directory), f"directory cannot be read ({exc.strerror})") from None
-    found: list[Certificate] = []
+    found: dict[str, Certificate] = {}
     skipped: list[tuple[str, str]] = []
     for file in files:
+        name = file_name(file.stem)
+        if name in found:
+            skipped.append((str(file), f"its certificate name {name!r} is taken by {found[name].path}"))
+            continue
         try:
             data = file.read_bytes()
-            cert = parse_pem(data, str(file), now=now, name=safe_name(file.stem), origin=f"dir:{directory}")
+            cert = parse_pem(data, str(file), now=now, name=name, origin=f"dir:{directory}", path=str(file))
         except OSError as exc:
             skipped.append((str(file), f"cannot be read ({exc.strerror})"))
             continue
         except CertificateError as exc:
             skipped.append((str(file), exc.reason))
             continue
-        found.append(cert)
-    return found, skipped
+        found[name] = cert
+    return [found[n] for n in sorted(found)], skipped
 
 
 def dir_signature(path: str | Path) -> tuple[tuple[str, int, int, int], ...] | None:

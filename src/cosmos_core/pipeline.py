@@ -154,6 +154,7 @@ def generate(runtime: Runtime, snapshot: Snapshot, skip_conflicts: bool = False,
     snapshot = validate_routing(snapshot, runtime.routing)
     if snapshot.at is None:  # the clock is read here, at the edge; reconcile stays pure
         snapshot = replace(snapshot, at=time.time())
+    runtime.emitter  # noqa: B018 - bad emitter settings (binds, certificates) fail before the store is opened
     store = runtime.store
     for attempt in range(1, MAX_ATTEMPTS + 1):
         t0 = time.perf_counter()

@@ -17,7 +17,8 @@
   crt-list``), a removed one leaves it (``del ssl crt-list``, ``del ssl
   cert``): no reload.  Without a runtime API the next bundle carries the change.
   A bad file is skipped with one warning (again only when the file changes);
-  every other certificate keeps serving.
+  every other certificate keeps serving, and a file that was good before keeps
+  serving its last good version until it is good again or removed.
 * After each pass the resolver learns the host names that services with
   HTTPS claim; a name a brought certificate covers is never issued, and a
   brought certificate's file is never withdrawn by the resolver.
@@ -148,26 +149,35 @@ class HTTPSWiring:
             except CertificateError as exc:
                 log.warning("certs_dir_unreadable", directory=self.certs_dir, reason=exc.reason)
                 return False  # keep serving what was loaded
-            self._note_skipped(skipped, warn=True)
             old = {c.name: c for c in self.brought}
             new = {c.name: c for c in found}
+            # A file that went bad (a half-written copy, a corrupt edit) keeps serving its last good
+            # version until it is good again or removed: a 2 s poll catching a copy midway is no outage.
+            bad = {file for file, _ in skipped}
+            kept = [c for c in self.brought if c.path in bad and c.name not in new]
+            new |= {c.name: c for c in kept}
+            self._note_skipped(skipped, warn=True, kept={c.path for c in kept})
             changes = [("added", new[n]) for n in sorted(new.keys() - old.keys())]
             changes += [("replaced", new[n]) for n in sorted(new.keys() & old.keys())
                         if new[n].fingerprint != old[n].fingerprint or new[n].pem != old[n].pem]
             acme_files = {c.file for c in self.acme}
             changes += [("removed", old[n]) for n in sorted(old.keys() - new.keys()) if old[n].file not in acme_files]
-            self.brought = found
+            self.brought = [new[n] for n in sorted(new)]
             served = self._install(changes)
             self.publish(live=served)
         return True
 
-    def _note_skipped(self, skipped: list[tuple[str, str]], warn: bool) -> None:
+    def _note_skipped(self, skipped: list[tuple[str, str]], warn: bool, kept: set[str] | None = None) -> None:
+        """Warn once per bad file and version; ``kept``: bad files whose last good version still serves."""
         entries = {entry[0]: entry for entry in self.signature or ()}
         now: dict[str, tuple[str, Any]] = {}
         for file, reason in skipped:
             state = (reason, entries.get(Path(file).name))
             if warn and self.skipped.get(file) != state:
-                log.warning("certificate_skipped", file=file, reason=reason)
+                if file in (kept or ()):
+                    log.warning("certificate_skipped", file=file, reason=reason, serving="last good version")
+                else:
+                    log.warning("certificate_skipped", file=file, reason=reason)
             now[file] = state
         self.skipped = now
 

@@ -247,6 +247,29 @@ def test_certs_dir_changes_go_into_the_running_haproxy_through_the_runtime_api(h
         assert https_get(https_port, "a.example.com", cadata=ca.pem)[0] == 200  # the rest keeps serving
         assert proc.proc.poll() is None  # one HAProxy process throughout
         assert {c.name for c in runtime.emitter.tls.certificates} == {"a"}  # the next bundle agrees
+
+        # A file that goes bad (a copy caught midway) keeps serving its last good version: no outage.
+        served = https_get(https_port, "a.example.com", cadata=ca.pem)[4]
+        (certs / "a.pem").write_bytes(b"garbage\n")
+        with capture_logs() as logs:
+            assert wiring.refresh() is True
+        assert [(e["event"], e.get("serving")) for e in logs if e["event"].startswith("certificate_")] == [
+            ("certificate_skipped", "last good version")]
+        assert https_get(https_port, "a.example.com", cadata=ca.pem)[4] == served
+        assert (out.parent / "crt-list").read_text() == "certs/a.pem\n"
+
+        # Two files whose names sanitise alike both serve (once one replaced the other silently).
+        from cosmos_core.certs import file_name
+
+        for stem, host in (("c d", "cd1.example.com"), ("c_d", "cd2.example.com")):
+            (certs / f"{stem}.pem").write_bytes(ca.issue([host]))
+        with capture_logs() as logs:
+            assert wiring.refresh() is True
+        added = sorted(e["file"] for e in logs if e["event"] == "certificate_added" and e["via"] == "runtime API")
+        assert added == sorted(["certs/c_d.pem", f"certs/{file_name('c d')}.pem"])
+        assert https_get(https_port, "cd1.example.com", cadata=ca.pem)[0] == 200
+        assert https_get(https_port, "cd2.example.com", cadata=ca.pem)[0] == 200
+        assert proc.proc.poll() is None
     finally:
         proc.stop()
         backend.close()

@@ -165,3 +165,64 @@ def test_cosmos_certs_lists_skipped_files_with_their_reason(ca, tmp_path) -> Non
     assert "does not match" in skipped[str(certs / "mismatch.pem")]
     text = runner.invoke(app, ["certs", "--store", store, "--certs-dir", str(certs)])
     assert f"skipped {certs / 'junk.pem'}: no PEM certificate" in text.stdout
+
+
+def test_files_whose_names_sanitise_alike_keep_names_of_their_own(ca, tmp_path) -> None:
+    """``a b.pem`` and ``a_b.pem`` once both became ``certs/a_b.pem``: one replaced the other silently."""
+    from cosmos_core.certs import file_name, scan_dir
+    from cosmos_core.tls import TLSConfig, files
+
+    (tmp_path / "a b.pem").write_bytes(ca.issue(["web.test"]))
+    (tmp_path / "a_b.pem").write_bytes(ca.issue(["ec.test"]))
+    (tmp_path / "*.w.test.pem").write_bytes(ca.issue(["*.w.test"]))
+    found, skipped = scan_dir(tmp_path)
+    assert skipped == []
+    by_name = {c.name: c.names for c in found}
+    assert by_name["a_b"] == ("ec.test",) and by_name[file_name("a b")] == ("web.test",)
+    assert by_name[file_name("*.w.test")] == ("*.w.test",)
+    assert file_name("a b").startswith("a_b-") and file_name("a b") != file_name("a?b")
+    assert file_name("*.w.test").startswith("_wildcard_.w.test-")
+    bundle = files(TLSConfig(certificates=tuple(found)))
+    assert len(bundle[
+        "crt-list"].decode().splitlines()) == 3 == len({p for p in bundle if p.startswith("certs/")})
+    assert {c.path for c in found} == {str(tmp_path / n) for n in ("a b.pem", "a_b.pem", "*.w.test.pem")}
+
+
+def test_a_file_named_like_another_files_name_is_skipped_naming_the_other(ca, tmp_path) -> None:
+    from cosmos_core.certs import file_name, scan_dir
+
+    (tmp_path / "a b.pem").write_bytes(ca.issue(["web.test"]))
+    (tmp_path / f"{file_name('a b')}.pem").write_bytes(ca.issue(["ec.test"]))
+    found, skipped = scan_dir(tmp_path)
+    assert [c.names for c in found] == [("web.test",)]
+    assert skipped == [(str(tmp_path / f"{file_name('a b')}.pem"),
+                        f"its certificate name {file_name('a b')!r} is taken by {tmp_path / 'a b.pem'}")]
+
+
+@pytest.mark.parametrize(
+    "names, cn, san, reason",
+    [
+        ([], "10.0.0.1", False, "'10.0.0.1' is an IP address"),
+        (["10.0.0.1"], None, True, "'10.0.0.1' is an IP address"),
+        (["web.test", "::1"], None, True, "'::1' is an IP address"),
+        (["web.test", "bad name.test"], None, True, "'bad name.test' is not a DNS host name"),
+        ([], "bad name.test", False, "'bad name.test' is not a DNS host name"),
+        (["a.*.test"], None, True, "'a.*.test' is not a DNS host name"),
+        (["*"], None, True, "'*' is not a DNS host name"),
+        (["*.*.test"], None, True, "'*.*.test' is not a DNS host name"),
+        (["-a.test"], None, True, "'-a.test' is not a DNS host name"),
+        (["1.2.3"], None, True, "'1.2.3' is not a DNS host name"),
+        (["a..test"], None, True, "'a..test' is not a DNS host name"),
+        (["web.test/x"], None, True, "'web.test/x' is not a DNS host name"),
+    ],
+)
+def test_a_name_that_is_no_dns_host_name_refuses_the_file(ca, names, cn, san, reason) -> None:
+    with pytest.raises(CertificateError) as err:
+        parse_pem(ca.issue(names, cn=cn, san=san), "dir/x.pem")
+    assert err.value.reason == f"names {reason}" or err.value.reason.startswith(f"names {reason}")
+
+
+def test_wildcard_and_plain_host_names_are_accepted(ca) -> None:
+    pem = ca.issue(["*.example.com", "example.com", "xn--bcher-kva.test", "a-1.b2.test", "_svc.int.test"])
+    assert parse_pem(pem, "x").names == ("*.example.com", "example.com", "xn--bcher-kva.test", "a-1.b2.test",
+                                         "_svc.int.test")

@@ -144,3 +144,75 @@ def json_bytes(data) -> bytes:
     import json
 
     return json.dumps(data).encode()
+
+
+def test_default_cert_needs_certs_dir_and_may_name_a_file_stem(tmp_path) -> None:
+    from cosmos_core.certs import file_name
+
+    with pytest.raises(ValidationError, match="https_default_cert.*needs certs_dir"):
+        tls_config(Settings(options={"https_default_cert": "good"}))
+    with pytest.raises(ValidationError, match="https_default_cert.*needs certs_dir"):
+        tls_config(Settings(options={"https_default_cert": "good",
+                                     "acme_directory": "https://127.0.0.1:14000/dir"}))
+    ca = make_ca()
+    (tmp_path / "a b.pem").write_bytes(ca.issue(["web.test"]))
+    (tmp_path / "a_b.pem").write_bytes(ca.issue(["ec.test"]))
+    for default, name in (("a b", file_name("a b")), (file_name("a b"), file_name("a b")), ("a_b", "a_b")):
+        cfg = tls_config(Settings(options={"certs_dir": str(tmp_path), "https_default_cert": default}))
+        assert cfg.default == name and tls.crt_list(cfg).startswith(f"certs/{name}.pem\n")
+
+
+def test_a_certs_dir_file_that_goes_bad_keeps_serving_its_last_good_version(tmp_path) -> None:
+    """A half-written copy caught by the poll once took the certificate out of HAProxy at once."""
+    from types import SimpleNamespace
+
+    from structlog.testing import capture_logs
+
+    from cosmos_core.certs import dir_signature
+    from cosmos_core.tls_agent import attach
+
+    ca = make_ca()
+    certs_dir = tmp_path / "certs"
+    certs_dir.mkdir()
+    good, other = ca.issue(["good.test"]), ca.issue(["other.test"])
+    (certs_dir / "good.pem").write_bytes(good)
+    (certs_dir / "other.pem").write_bytes(other)
+    etc = tmp_path / "etc"
+    settings = Settings(reloader="host", options={"haproxy_config": str(etc / "haproxy.cfg"),
+                                                  "certs_dir": str(certs_dir)})
+    emitter = HAProxyEmitter(DEFAULT_TEMPLATE, ":80", tls_config(settings))
+    runtime = SimpleNamespace(emitter=emitter, certificate_resolver=None, settings=settings)
+    wiring = attach(runtime, SimpleNamespace(observers=[]), poll=None)
+    served = (etc / "certs" / "good.pem").read_bytes()
+
+    def bad(path, data: bytes) -> None:
+        before = dir_signature(certs_dir)
+        path.write_bytes(data)
+        while dir_signature(certs_dir) == before:  # same size and mtime granule: make the change visible
+            path.write_bytes(data + b"\n")
+            data += b"\n"
+
+    with capture_logs() as logs:
+        bad(certs_dir / "good.pem", b"garbage\n")
+        assert wiring.refresh() is True
+        bad(certs_dir / "good.pem", good[: len(good) // 2])  # a copy caught midway
+        assert wiring.refresh() is True
+    assert [c.name for c in wiring.brought] == ["good", "other"]
+    assert (etc / "crt-list").read_text() == "certs/good.pem\ncerts/other.pem\n"
+    assert (etc / "certs" / "good.pem").read_bytes() == served
+    skipped = [e for e in logs if e["event"] == "certificate_skipped"]
+    assert len(skipped) == 2 and all(e["serving"] == "last good version" for e in skipped), skipped
+    assert not [e for e in logs if e["event"] == "certificate_removed"]
+
+    (certs_dir / "good.pem").unlink()  # removed: it leaves
+    with capture_logs() as logs:
+        assert wiring.refresh() is True
+    assert [c.name for c in wiring.brought] == ["other"]
+    assert (etc / "crt-list").read_text() == "certs/other.pem\n"
+    assert [e["file"] for e in logs if e["event"] == "certificate_removed"] == ["certs/good.pem"]
+
+    (certs_dir / "good.pem").write_bytes(b"garbage\n")  # bad from the start: nothing to keep
+    with capture_logs() as logs:
+        assert wiring.refresh() is True
+    assert [c.name for c in wiring.brought] == ["other"]
+    assert [e.get("serving") for e in logs if e["event"] == "certificate_skipped"] == [None]

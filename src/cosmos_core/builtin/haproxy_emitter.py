@@ -199,8 +199,8 @@ CERTS_DIR = Setting("certs_dir", str, None, "PEM files (chain + key) to serve ov
                     section="haproxy")
 HTTPS_BIND = Setting("https_bind", str, ":443", "the HTTPS frontend's bind address", section="haproxy")
 HTTPS_DEFAULT_CERT = Setting("https_default_cert", str, None,
-                             "file stem of the certificate served to names no certificate carries "
-                             "(default: refuse them, strict-sni)", section="haproxy")
+                             "file stem (in certs_dir, which it needs) of the certificate served to names "
+                             "no certificate carries (default: refuse them, strict-sni)", section="haproxy")
 
 
 def tls_config(settings: Settings) -> TLSConfig | None:
@@ -210,14 +210,20 @@ def tls_config(settings: Settings) -> TLSConfig | None:
     """
     certs_dir = settings.option(CERTS_DIR)
     acme = bool(settings.options.get("acme_directory"))
+    default = settings.option(HTTPS_DEFAULT_CERT)
+    if default is not None and not certs_dir:
+        raise ValidationError("https_default_cert", default, "needs certs_dir (it names a file stem there)")
     if not certs_dir and not acme:
         return None
     from cosmos_core.certs import load_dir
 
     certs = load_dir(certs_dir) if certs_dir else []
-    default = settings.option(HTTPS_DEFAULT_CERT)
-    if default is not None and default not in {c.name for c in certs}:
-        raise ValidationError("https_default_cert", default, "names no loaded certificate (the file stem in certs_dir)")
+    if default is not None:
+        by_stem = {Path(c.path).stem: c.name for c in certs} | {c.name: c.name for c in certs}
+        if default not in by_stem:
+            raise ValidationError("https_default_cert", default,
+                                  "names no loaded certificate (the file stem in certs_dir)")
+        default = by_stem[default]
     bind = settings.option(HTTPS_BIND)
     try:
         check_bind(bind)
