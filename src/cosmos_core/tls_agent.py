@@ -21,7 +21,10 @@
   serving its last good version until it is good again or removed.
 * After each pass the resolver learns the host names that services with
   HTTPS claim; a name a brought certificate covers is never issued, and a
-  brought certificate's file is never withdrawn by the resolver.
+  brought certificate's file is never withdrawn by the resolver.  Nor is a
+  name whose certificate file a brought file already has (``web.test.pem``
+  holding another host): one warning, and the host is not served until the
+  file is renamed (two certificates never share ``certs/<name>.pem``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cosmos_core.certs import (
-    Certificate, CertificateError, dir_signature, for_host, merge, scan_dir, write_files,
+    Certificate, CertificateError, dir_signature, for_host, merge, safe_name, scan_dir, write_files,
 )
 from cosmos_core.errors import CosmosError
 from cosmos_core.logs import get_logger
@@ -49,6 +52,14 @@ def wanted_hosts(services: Any, brought: list[Certificate]) -> list[str]:
         s.predicate for s in services
         if s.mode == "host" and policy(dict(s.options)) != "off" and for_host(brought, s.predicate) is None
     })
+
+
+def name_taken(hosts: list[str], brought: list[Certificate]) -> dict[str, Certificate]:
+    """Of ``hosts``, those whose ACME certificate name (``safe_name(host)``) a brought file already has
+    (a ``web.test.pem`` that does not cover web.test): host -> that certificate.  Issuing would make
+    two certificates share ``certs/<name>.pem``, one replacing the other in HAProxy."""
+    names = {c.name: c for c in brought}
+    return {host: names[safe_name(host)] for host in hosts if safe_name(host) in names}
 
 
 class HTTPSWiring:
@@ -72,6 +83,7 @@ class HTTPSWiring:
         self._api_made = False
         self._lock = threading.RLock()
         self._stop = threading.Event()
+        self._taken: dict[str, str] = {}  # host -> brought file whose name it would take: warned once
 
     # ------------------------------------------------------------------ serving
 
@@ -229,7 +241,15 @@ class HTTPSWiring:
         """After a pass: re-read ``certs_dir`` if it changed, then tell the resolver the wanted names."""
         self.refresh()
         if self.resolver is not None:
-            self.resolver.observe(wanted_hosts(result.services, self.brought), reloaded=outcome.reloaded,
+            hosts = wanted_hosts(result.services, self.brought)
+            taken = name_taken(hosts, self.brought)
+            for host, cert in taken.items():
+                if self._taken.get(host) != cert.path:
+                    log.warning("certificate_not_ordered", host=host, file=cert.path,
+                                reason=f"the certs_dir file has the name {cert.file} an ACME certificate for the "
+                                       "host would get, and does not cover the host; rename the file")
+            self._taken = {host: cert.path for host, cert in taken.items()}
+            self.resolver.observe([h for h in hosts if h not in taken], reloaded=outcome.reloaded,
                                   keep=[c.file for c in self.brought])
 
 

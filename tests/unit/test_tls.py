@@ -216,3 +216,44 @@ def test_a_certs_dir_file_that_goes_bad_keeps_serving_its_last_good_version(tmp_
         assert wiring.refresh() is True
     assert [c.name for c in wiring.brought] == ["other"]
     assert [e.get("serving") for e in logs if e["event"] == "certificate_skipped"] == [None]
+
+
+def test_acme_is_not_asked_for_a_host_whose_file_name_a_brought_certificate_has(tmp_path) -> None:
+    """A certs_dir ``web.test.pem`` holding other.test and an ACME certificate for web.test would share
+    ``certs/web.test.pem``: the one would replace the other in HAProxy."""
+    from types import SimpleNamespace
+
+    from structlog.testing import capture_logs
+
+    from cosmos_core.tls_agent import attach
+
+    class Resolver:
+        def __init__(self) -> None:
+            self.asked: list[list[str]] = []
+
+        def certificates(self) -> list:
+            return []
+
+        def subscribe(self, callback) -> None:
+            pass
+
+        def observe(self, hosts, reloaded=False, keep=()) -> None:
+            self.asked.append(list(hosts))
+
+    ca = make_ca()
+    certs_dir = tmp_path / "certs"
+    certs_dir.mkdir()
+    (certs_dir / "web.test.pem").write_bytes(ca.issue(["other.test"]))
+    settings = Settings(options={"certs_dir": str(certs_dir)})
+    resolver = Resolver()
+    runtime = SimpleNamespace(emitter=HAProxyEmitter(DEFAULT_TEMPLATE, ":80", tls_config(settings)),
+                              certificate_resolver=resolver, settings=settings)
+    agent = SimpleNamespace(observers=[])
+    attach(runtime, agent, poll=None)
+    services = [Service(name=n, mode="host", predicate=f"{n}.test") for n in ("web", "api", "other")]
+    with capture_logs() as logs:
+        for _ in range(2):
+            agent.observers[0](SimpleNamespace(services=services), SimpleNamespace(reloaded=False))
+    assert resolver.asked == [["api.test"], ["api.test"]]
+    warned = [e for e in logs if e["event"] == "certificate_not_ordered"]
+    assert len(warned) == 1 and warned[0]["host"] == "web.test" and warned[0]["file"] == str(certs_dir / "web.test.pem")
