@@ -19,7 +19,6 @@ from cosmos_core.backoff import Backoff
 from cosmos_core.bundle import Bundle
 from cosmos_core.contracts import ApplyResult, Route, RoutingMode
 from cosmos_core.errors import ConflictError, PluginError, StoreError, ValidationError
-from cosmos_core.fleet import live_services
 from cosmos_core.haproxy_names import acl_name, backend_name
 from cosmos_core.logs import get_logger
 from cosmos_core.model import Plan, Service, Snapshot
@@ -126,6 +125,8 @@ def render(runtime: Runtime, services: Mapping[str, Service]) -> Bundle:
     """
     liveness = getattr(runtime, "liveness", None)
     if liveness is not None:  # fleet mode: dead hosts' containers leave the config
+        from cosmos_core.fleet import live_services
+
         services = live_services(services, liveness.dead())
     ordered = [services[name] for name in sorted(services)]
     emitter = runtime.emitter

@@ -15,10 +15,12 @@ path and query on HTTPS.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from cosmos_core.certs import Certificate
 from cosmos_core.contracts import Route
+
+if TYPE_CHECKING:  # cosmos_core.certs only where certificates are loaded (start-up time)
+    from cosmos_core.certs import Certificate
 
 CRT_LIST = "crt-list"
 CHALLENGE_MAP = "maps/acme-challenges.map"

@@ -13,5 +13,6 @@ def runner(monkeypatch, tmp_path) -> CliRunner:
         if key.startswith("COSMOS_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the compiled template's cache
     monkeypatch.chdir(tmp_path)
     return CliRunner()

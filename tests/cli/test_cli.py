@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -256,3 +257,24 @@ def test_deeply_nested_json_exits_2_naming_the_payload(runner, tmp_path) -> None
     assert result.stderr.startswith("cosmos: error: payload: is nested too deeply")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert stored(runner) == {}
+
+
+def test_generate_does_not_import_what_it_does_not_need(tmp_path) -> None:
+    """A whole `cosmos generate --no-check` of the seed: no heavy library, and none of the modules
+    deferred to the commands and features that use them (runtime API, fleet, certificates, quarantine)."""
+    import subprocess
+    import sys
+
+    deferred = ("boto3", "botocore", "docker", "requests", "urllib3", "uvicorn", "starlette", "acme", "cryptography",
+                "prometheus_client", "pydantic", "cosmos_core.haproxy.churn", "cosmos_core.haproxy.runtime_api",
+                "cosmos_core.haproxy.tls_runtime", "cosmos_core.fleet", "cosmos_core.fleet_agent", "cosmos_core.certs",
+                "cosmos_core.quarantine", "cosmos_core.agent", "cosmos_core.status", "cosmos_core.server")
+    code = ("import sys\nfrom cosmos_core.cli import app\n"
+            f"try:\n    app(['--log-level', 'warning', 'generate', {str(SEED)!r}, '--no-check', "
+            f"'--store', 'sqlite:///{tmp_path}/c.db'])\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            f"print(sorted(m for m in {deferred!r} if m in sys.modules), file=sys.stderr)")
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "backend " in out.stdout  # it did render
+    assert out.stderr.strip().splitlines()[-1] == "[]"

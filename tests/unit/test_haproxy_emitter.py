@@ -139,3 +139,40 @@ def test_template_errors_are_validation_errors(tmp_path) -> None:
     with pytest.raises(ValidationError) as info:
         runtime(template=str(broken)).emitter
     assert "line 1" in str(info.value)
+
+
+def test_the_compiled_template_is_cached_and_an_edit_recompiles(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = seed_config()
+    cached = list((tmp_path / "cache" / "cosmos").iterdir())
+    assert len(cached) == 1 and cached[0].stat().st_size > 0
+    assert seed_config() == first  # from the cache: the same bytes
+    template = tmp_path / "t.j2"
+    template.write_text("one={{ bind }}\n")
+    assert seed_config(runtime(template=str(template))) == "one=:80\n"
+    template.write_text("two={{ bind }}\n")  # same path, new source: compiled again, not the cached code
+    assert seed_config(runtime(template=str(template))) == "two=:80\n"
+    assert seed_config() == first
+
+
+@pytest.mark.parametrize("where", ["file", "unwritable", "corrupt"])
+def test_a_cache_that_cannot_be_used_just_means_no_cache(tmp_path, monkeypatch, where) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh"))
+    expected = seed_config()
+    cache = tmp_path / "cache"
+    if where == "file":
+        cache.write_text("")  # $XDG_CACHE_HOME is a file: no directory can be made in it
+    elif where == "unwritable":
+        (cache / "cosmos").mkdir(parents=True)
+        monkeypatch.setattr("os.makedirs", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")))
+        monkeypatch.setattr("tempfile.NamedTemporaryFile",
+                            lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    else:
+        cache_dir = cache / "cosmos"
+        monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+        seed_config()
+        for file in cache_dir.iterdir():
+            file.write_bytes(b"j2 not bytecode")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    assert seed_config() == expected
+    assert seed_config() == expected

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from cosmos_core import routing_maps
 from cosmos_core.bundle import Bundle
@@ -24,6 +24,10 @@ from cosmos_core.model import Service
 from cosmos_core.settings import Settings
 from cosmos_core.tls import TLSConfig, policy
 from cosmos_core.tls import context as tls_context
+
+if TYPE_CHECKING:
+    import jinja2
+    import jinja2.bccache
 
 FALLBACK_BACKEND = "_no_match"
 DEFAULT_TEMPLATE = Path(__file__).with_name("templates") / "haproxy.cfg.j2"
@@ -62,6 +66,35 @@ def cookie_value(container_id: str) -> str:
     return container_id
 
 
+#: The cache key's name: the options above shape the compiled code, so they are part of it.
+_CACHE_NAME = "cosmos-haproxy|trim_blocks,lstrip_blocks,keep_trailing_newline,StrictUndefined"
+
+
+def template_cache() -> "jinja2.BytecodeCache":
+    """jinja2's bytecode cache under ``$XDG_CACHE_HOME/cosmos`` (``~/.cache/cosmos``), one file per
+    jinja2 version; a directory that cannot be read or written just means no cache (the template compiles)."""
+    import os
+
+    import jinja2
+
+    class QuietCache(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: "jinja2.bccache.Bucket") -> None:
+            try:
+                super().load_bytecode(bucket)
+            except OSError:
+                pass
+
+        def dump_bytecode(self, bucket: "jinja2.bccache.Bucket") -> None:
+            try:
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                super().dump_bytecode(bucket)
+            except OSError:
+                pass
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return QuietCache(os.path.join(base, "cosmos"), f"jinja2-{jinja2.__version__}-%s.cache")
+
+
 class HAProxyEmitter:
     """Renders ``haproxy.cfg`` from a jinja2 template."""
 
@@ -84,9 +117,12 @@ class HAProxyEmitter:
             lstrip_blocks=True,
             keep_trailing_newline=True,
             undefined=jinja2.StrictUndefined,
+            # the compiled template is reused across runs; keyed by the source's checksum, so an edit recompiles
+            loader=jinja2.DictLoader({_CACHE_NAME: source}),
+            bytecode_cache=template_cache(),
         )
         try:
-            self.template = env.from_string(source)
+            self.template = env.get_template(_CACHE_NAME)
         except jinja2.TemplateSyntaxError as exc:
             raise ValidationError("template", str(template_path), f"line {exc.lineno}: {exc.message}") from None
         self.bind = bind
@@ -186,12 +222,15 @@ def make_emitter(settings: Settings) -> HAProxyEmitter:
 def rollout_context(settings: Settings) -> dict[str, Any]:
     """The template's ``rollout``: ``runtime_api`` (a ``stats socket`` address or None),
     ``hard_stop_after`` (seconds, 0: none) and ``spares`` (spare server slots per backend)."""
-    from cosmos_core.haproxy.churn import SPARES, check_runtime_api
+    api, spares = None, 0
+    if settings.runtime_api is not None:  # the churn module only when a runtime API may be on (start-up time)
+        from cosmos_core.haproxy.churn import SPARES, check_runtime_api
 
-    api = check_runtime_api(settings.runtime_api)
+        api = check_runtime_api(settings.runtime_api)
+        spares = SPARES if api else 0
     if settings.hard_stop_after < 0:
         raise ValidationError("hard_stop_after", settings.hard_stop_after, "must be >= 0 seconds")
-    return {"runtime_api": api, "hard_stop_after": settings.hard_stop_after or None, "spares": SPARES if api else 0}
+    return {"runtime_api": api, "hard_stop_after": settings.hard_stop_after or None, "spares": spares}
 
 
 # https (issue 12): the emitter's own settings

@@ -26,15 +26,17 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from cosmos_core import options as opts
 from cosmos_core.contracts import ApplyResult, Provides, StoreURL
 from cosmos_core.errors import ConflictError, StoreError, ValidationError
-from cosmos_core.fleet import FleetView, HostRecord
 from cosmos_core.hookspecs import hookimpl
 from cosmos_core.model import Change, Container, Plan, Service, State
 from cosmos_core.settings import Settings, default_store_url
+
+if TYPE_CHECKING:  # cosmos_core.fleet only for the fleet methods (start-up time)
+    from cosmos_core.fleet import FleetView
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS services (
@@ -208,6 +210,8 @@ class SQLiteStore:
             revision = self._revision(table)
             rows = conn.execute("SELECT host, beats, address, at FROM hosts WHERE tbl = ? ORDER BY host",
                                 (table,)).fetchall()
+        from cosmos_core.fleet import FleetView, HostRecord
+
         hosts = {host: HostRecord(host, beats, address, at) for host, beats, address, at in rows}
         return FleetView(revision, hosts, settled=revision)  # a plan is one transaction: settled at once
 

@@ -29,16 +29,18 @@ def usage_error(exc: UsageError, command: str, args: Any = ()) -> typer.Exit:
 
     ``cosmos: error: <command>: <Click's message> (got '<value>') (see '<command> --help')``: Click's
     message names the option; for a bad value the value given on the command line is added when
-    Click's message leaves it out.
+    Click's message leaves it out (typer 0.29's messages do, Click's own do not), a value taken
+    from the environment always, with the variable's name.
     """
     message = " ".join(exc.format_message().split())
     if isinstance(exc, BadParameter) and exc.param is not None:
         given = _given(list(getattr(exc.param, "opts", ())), [str(a) for a in args])
         envvar = getattr(exc.param, "envvar", None)
-        if given is None and isinstance(envvar, str) and envvar in os.environ:  # the value came from the environment
+        from_env = given is None and isinstance(envvar, str) and envvar in os.environ
+        if from_env:  # the value came from the environment: always named as "(got ...)", whatever Click's message says
             given = os.environ[envvar]
             message += "" if envvar in message else f" (from {envvar})"
-        if given is not None and repr(given) not in message and f"'{given}'" not in message:
+        if given is not None and (from_env or (repr(given) not in message and f"'{given}'" not in message)):
             message += f" (got {given!r})"
     typer.echo(f"cosmos: error: {command}: {message} (see '{command} --help')", err=True)
     return typer.Exit(2)

@@ -80,14 +80,14 @@ def haproxy_verifier(settings: "Settings", check: bool | None, stored_here: bool
     ``check``: ``True`` requires ``haproxy_bin`` (missing: exit 1), ``False`` checks nothing, ``None`` checks
     when ``haproxy_bin`` is found and otherwise warns once on stderr and checks nothing.
     """
+    if check is False:
+        return None
     import re
     import shutil
 
     from cosmos_core.errors import CosmosError
     from cosmos_core.quarantine import haproxy_check
 
-    if check is False:
-        return None
     binary = str(settings.options.get("haproxy_bin") or "haproxy")
     if shutil.which(binary) is None:
         if check:
