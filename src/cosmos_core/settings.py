@@ -271,6 +271,13 @@ def _unknown(declared: Declared, where: str, value: Any, reason: str) -> None:
 
 
 def _read_toml(path: Path, must_exist: bool) -> dict[str, Any]:
+    if not must_exist:
+        try:
+            path.stat()
+        except FileNotFoundError:
+            return {}  # the usual case (no ./cosmos.toml): tomllib is not even imported
+        except OSError:
+            pass  # reported by the open below
     import tomllib
 
     try:

@@ -1,7 +1,5 @@
 """The ``cosmos`` command line (Typer).  Commands are thin: parse, resolve settings, call the core."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

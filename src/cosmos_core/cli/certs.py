@@ -1,7 +1,5 @@
 """``cosmos certs``: the certificates HTTPS serves, their names, issuer, expiry, source and users."""
 
-from __future__ import annotations
-
 import json
 
 import typer

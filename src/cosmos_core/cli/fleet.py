@@ -1,7 +1,5 @@
 """``cosmos fleet status`` and ``cosmos fleet forget``: inspect and repair the hosts of a fleet."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated, Any, Optional
 

@@ -1,7 +1,5 @@
 """``cosmos generate``: the original Cosmos request -> stored state -> haproxy.cfg."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 

@@ -1,7 +1,5 @@
 """``cosmos plugins``: what is installed and which names each plugin provides."""
 
-from __future__ import annotations
-
 import json
 from dataclasses import asdict
 

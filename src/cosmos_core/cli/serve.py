@@ -1,7 +1,5 @@
 """``cosmos serve``: Cosmos as an HTTP service (``POST /generate``, ``GET /healthz``, ``GET /status``)."""
 
-from __future__ import annotations
-
 import ipaddress
 import socket
 import sys

@@ -1,7 +1,5 @@
 """``cosmos status``: what the store holds."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated, Optional
 

@@ -1,7 +1,5 @@
 """``cosmos watch``: the host agent (event source -> reconcile -> store -> emitter -> reloader)."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
