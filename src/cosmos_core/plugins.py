@@ -82,7 +82,8 @@ def make_manager(*, entry_points: bool = True, builtins: bool = True) -> tuple[p
             sources[module_name] = "builtin"
     if entry_points:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else ep.value
+            meta = ep.dist.metadata if ep.dist else None  # parsed once (``dist.name`` and ``.version`` parse it each)
+            dist = f"{meta['Name']} {meta['Version']}" if meta is not None else ep.value
             if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
                 continue
             try:
