@@ -98,6 +98,11 @@ class SQLiteStore:
             self._conn = self._connect()
         return self._conn
 
+    def _refresh(self) -> None:
+        """Deferred reads switch to the file once another process has made it (called between transactions)."""
+        if self._deferred and os.path.exists(self.path):
+            self._writable()
+
     def _writable(self) -> sqlite3.Connection:
         """The connection for a write: the file itself, made now if reads so far were deferred."""
         if self._conn is None and self.create:
@@ -269,6 +274,7 @@ class SQLiteStore:
 
     def tables(self) -> list[str]:
         with self._errors():
+            self._refresh()
             return [row[0] for row in self.conn.execute("SELECT DISTINCT tbl FROM services ORDER BY tbl")]
 
     def ping(self) -> None:
@@ -320,6 +326,7 @@ class SQLiteStore:
     def _reading(self) -> Iterator[sqlite3.Connection]:
         """One read transaction (a consistent view), errors as StoreErrors."""
         with self._errors():
+            self._refresh()
             conn = self.conn
             conn.execute("BEGIN")
             try:
