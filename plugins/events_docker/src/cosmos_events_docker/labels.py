@@ -6,7 +6,9 @@ and fall back to the original Cosmonaut env vars (``SERVICE_NAME``,
 ``CONFIG_MODE``, ``PREDICATE``, ``COOKIE``, ``PORT``); a label wins over an env
 var.  Every value is checked by the model's ``check_*`` functions and by the
 routing mode's ``normalize``; the first bad one becomes a :class:`LabelProblem`
-that names the container and the label (or env var) it came from.
+that names the container and the label (or env var) it came from.  A
+``cosmos.*`` label that no setting or declared option reads is reported in
+:attr:`Parsed.unknown` (ignored, warned about by the source).
 """
 
 from __future__ import annotations
