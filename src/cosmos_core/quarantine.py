@@ -169,6 +169,24 @@ def haproxy_check(haproxy_bin: str, timeout: float = CHECK_TIMEOUT) -> Check:
     return check
 
 
+def haproxy_bin_found(binary: str, note: str = "") -> bool:
+    """Whether ``haproxy_bin`` can run: ``False`` when the default ``haproxy`` is not on PATH.
+
+    A ``binary`` set to anything else (flag, ``COSMOS_HAPROXY_BIN``, ``cosmos.toml``) must be an
+    executable file or a command on PATH: else :class:`ValidationError` naming ``haproxy_bin``
+    (exit 2), its reason ending with ``note``.
+    """
+    import shutil
+
+    from cosmos_core.errors import ValidationError
+
+    if shutil.which(binary) is not None:
+        return True
+    if binary != "haproxy":
+        raise ValidationError("haproxy_bin", binary, "is not an executable file (nor a command on PATH)" + note)
+    return False
+
+
 def run_bounded(argv: Sequence[str], timeout: float, what: str) -> tuple[int, str]:
     """Run ``argv`` in its own process group: ``(exit code, stdout + stderr)``.
 

@@ -178,3 +178,20 @@ def test_a_refused_config_leaves_no_new_store_file(runner, tmp_path, monkeypatch
     result = runner.invoke(app, ["--log-level", "error", "generate", str(SEED), "--store", f"sqlite://{store}"])
     assert result.exit_code == 1 and "nothing was stored or written" in result.stderr
     assert not store.parent.exists()
+
+
+def test_watch_refuses_an_explicit_haproxy_bin_it_would_check_with_before_it_stores(runner, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("COSMOS_HAPROXY_BIN", "/etc/passwd")
+    store = tmp_path / "w.db"
+    result = runner.invoke(app, ["--log-level", "error", "watch", "--once", "--events", "payload", "--payload",
+                                 str(SEED), "--reloader", "none", "--store", f"sqlite://{store}", "--host-id", "h1"])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr == ("cosmos: error: haproxy_bin: is not an executable file (nor a command on PATH) "
+                             "(got '/etc/passwd')\n")
+    assert not store.exists()
+    binary, _ = fake_haproxy(tmp_path)
+    monkeypatch.setenv("COSMOS_HAPROXY_BIN", str(binary))
+    ok = runner.invoke(app, ["--log-level", "error", "watch", "--once", "--events", "payload", "--payload",
+                             str(SEED), "--reloader", "none", "--store", f"sqlite://{store}", "--host-id", "h1"])
+    assert ok.exit_code == 0, ok.stderr
+    assert store.exists()  # a binary that runs is accepted (the agent checks with it when a reload is refused)

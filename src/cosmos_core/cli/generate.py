@@ -84,20 +84,14 @@ def haproxy_verifier(settings: "Settings", check: bool | None, stored_here: bool
     than :data:`~cosmos_core.quarantine.CHECK_TIMEOUT` seconds is killed (its process group too) and counts as a failure (exit 1).
     """
     import re
-    import shutil
 
     from cosmos_core.errors import CosmosError
-    from cosmos_core.quarantine import haproxy_check
+    from cosmos_core.quarantine import haproxy_bin_found, haproxy_check
 
     if check is False:
         return None
     binary = str(settings.options.get("haproxy_bin") or "haproxy")
-    if shutil.which(binary) is None:
-        if binary != "haproxy":  # set explicitly (flag, env, cosmos.toml): a wrong value is bad input
-            from cosmos_core.errors import ValidationError
-
-            raise ValidationError("haproxy_bin", binary, "is not an executable file (nor a command on PATH); "
-                                                         "nothing was stored or written")
+    if not haproxy_bin_found(binary, "; nothing was stored or written"):  # a wrong one set explicitly: exit 2
         if check:
             raise CosmosError(f"--check: haproxy_bin {binary!r} not found; install HAProxy, set haproxy_bin "
                               "(COSMOS_HAPROXY_BIN) or pass --no-check")
