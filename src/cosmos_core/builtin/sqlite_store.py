@@ -108,10 +108,9 @@ class SQLiteStore:
         if self._conn is None and self.create:
             self._conn = self._connect(materialise=True)
         if self._deferred:
-            if self._conn is not None:
-                self._conn.close()
-            self._deferred = False
+            # The in-memory connection is dropped, not closed: a reader in another thread may still hold it.
             self._conn = self._connect(materialise=True)
+            self._deferred = False
         return self.conn
 
     def _creatable(self, target: str) -> None:
