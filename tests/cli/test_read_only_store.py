@@ -121,3 +121,15 @@ def test_a_path_that_is_not_a_sqlite_file_is_bad_input_for_every_command(runner,
     assert sorted(tmp_path.rglob("*")) == before
     if kind == "text file":
         assert path.read_text() == "not a database\n"
+
+
+def test_certs_on_a_path_that_is_not_a_sqlite_file_warns_and_lists_the_directory(runner, tmp_path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database\n")
+    (tmp_path / "certs").mkdir()
+    result = runner.invoke(app, ["--log-level", "error", "certs", "--store", f"sqlite://{path}",
+                                 "--certs-dir", str(tmp_path / "certs")])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == (f"cosmos: warning: store sqlite://{path}: is not a SQLite database; check the path "
+                             "(nothing was stored or written); listing the certificates of --certs-dir only\n")
+    assert path.read_text() == "not a database\n"
