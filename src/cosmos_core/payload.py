@@ -18,7 +18,9 @@ Unknown fields are refused, not ignored (a misspelled ``predicat`` would lose
 the predicate silently): the error names the field's path and its value.  The
 known fields are the ones above, plus each option declared in
 :mod:`cosmos_core.options` (its camelCase ``payload`` name), on the object
-that option belongs to.
+that option belongs to.  A container's ``address`` is an alias of ``ip`` (both
+given must agree).  A key given twice in one JSON object is refused too (JSON
+decoders keep the last one silently).
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ def loads(text: str | bytes) -> Snapshot:
     a crash.
     """
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except ValidationError:
+        raise
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError("payload", _excerpt(text), f"is not valid JSON ({exc})") from None
     except RecursionError:
@@ -76,6 +80,17 @@ def loads(text: str | bytes) -> Snapshot:
         return parse(data)
     except RecursionError:  # comparing or showing a deeply nested value
         raise _too_deep(text) from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict; a key given twice in one object is refused (JSON parsers keep the last silently)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValidationError(key, value, "is given twice in one JSON object (the first value would be lost); "
+                                              "give it once")
+        data[key] = value
+    return data
 
 
 def _too_deep(text: str | bytes) -> ValidationError:
@@ -122,11 +137,14 @@ def _items(key: str, value: Any) -> Iterable[tuple[str, dict[str, Any]]]:
 def _container(path: str, item: dict[str, Any], fields: frozenset[str] = _CONTAINER_FIELDS) -> Container:
     """A container from ``{id, ip[, port]}``; a separate ``port`` must agree with ``ip``'s."""
     _known_only(item, fields, opts.CONTAINER_OPTIONS, path)
-    ip = item.get("ip", item.get("address"))
-    host, ip_port = split_address(ip, f"{path}.ip")
+    if "ip" in item and "address" in item and item["ip"] != item["address"]:
+        raise ValidationError(f"{path}.address", item["address"], "conflicts with 'ip' (an alias); give only one")
+    ip_key = "address" if "address" in item and "ip" not in item else "ip"  # ``address``: an alias of ``ip``
+    ip = item.get(ip_key)
+    host, ip_port = split_address(ip, f"{path}.{ip_key}")
     port = check_port(item.get("port"), f"{path}.port")
     if ip_port is not None and port is not None and ip_port != port:
-        raise ValidationError(f"{path}.port", item.get("port"), f"disagrees with the port in ip {ip!r}")
+        raise ValidationError(f"{path}.port", item.get("port"), f"disagrees with the port in {ip_key} {ip!r}")
     options = opts.from_payload(item, opts.CONTAINER_OPTIONS, path)
     try:
         return Container(id=item.get("id"), host=host, port=ip_port if ip_port is not None else port, options=options)

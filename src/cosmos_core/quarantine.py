@@ -142,8 +142,16 @@ class Quarantine:
         return apply(bundle), bundle
 
 
-def haproxy_check(haproxy_bin: str) -> Check:
-    """``haproxy -c`` on a staged copy (text, or a bundle written with its files); None when valid."""
+#: Seconds one ``haproxy -c`` may take; a check still running then is killed with its process group.
+CHECK_TIMEOUT = 30.0
+
+
+def haproxy_check(haproxy_bin: str, timeout: float = CHECK_TIMEOUT) -> Check:
+    """``haproxy -c`` on a staged copy (text, or a bundle written with its files); None when valid.
+
+    Raises :class:`ReloadError` when ``haproxy_bin`` cannot run or does not finish within ``timeout``
+    seconds (it is killed, and whatever it started with it).
+    """
 
     def check(config: Any) -> str | None:
         with tempfile.TemporaryDirectory(prefix="cosmos-check-") as work:
@@ -153,16 +161,55 @@ def haproxy_check(haproxy_bin: str) -> Check:
             else:
                 main = Path(work) / "haproxy.cfg"
                 main.write_text(config)
-            try:
-                done = subprocess.run([haproxy_bin, "-c", "-f", str(main)], capture_output=True, text=True,
-                                      timeout=120)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise ReloadError(f"haproxy -c: cannot run {haproxy_bin!r}: {exc}") from None
-            if done.returncode == 0:
+            returncode, output = run_bounded([haproxy_bin, "-c", "-f", str(main)], timeout, "haproxy -c")
+            if returncode == 0:
                 return None
-            return reason_of(done.stdout + done.stderr)
+            return reason_of(output)
 
     return check
+
+
+def haproxy_bin_found(binary: str, note: str = "") -> bool:
+    """Whether ``haproxy_bin`` can run: ``False`` when the default ``haproxy`` is not on PATH.
+
+    A ``binary`` set to anything else (flag, ``COSMOS_HAPROXY_BIN``, ``cosmos.toml``) must be an
+    executable file or a command on PATH: else :class:`ValidationError` naming ``haproxy_bin``
+    (exit 2), its reason ending with ``note``.
+    """
+    import shutil
+
+    from cosmos_core.errors import ValidationError
+
+    if shutil.which(binary) is not None:
+        return True
+    if binary != "haproxy":
+        raise ValidationError("haproxy_bin", binary, "is not an executable file (nor a command on PATH)" + note)
+    return False
+
+
+def run_bounded(argv: Sequence[str], timeout: float, what: str) -> tuple[int, str]:
+    """Run ``argv`` in its own process group: ``(exit code, stdout + stderr)``.
+
+    A run longer than ``timeout`` seconds is killed with its whole process group (a wrapper script's
+    children too) and raises :class:`ReloadError`, as does a binary that cannot be started.
+    """
+    import signal
+
+    try:
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    except OSError as exc:
+        raise ReloadError(f"{what}: cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        raise ReloadError(f"{what}: {argv[0]!r} did not finish within {timeout:g} s (killed)") from None
+    return proc.returncode, output
 
 
 _SUMMARIES = ("Fatal errors found", "Error(s) found in configuration file")

@@ -73,8 +73,12 @@ def test_bad_fleet_options_are_one_line_exit_2(runner: CliRunner, tmp_path: Path
                                      "--store", store, *argv])
         assert result.exit_code == 2, (argv, result.stderr)
         assert result.stderr.count("\n") == 1 and field in result.stderr
+    env = runner.invoke(app, ["watch", "--once", "--events", "payload", "--reloader", "none", "--store", store],
+                        env={"COSMOS_HOST_ID": "bad id"})
+    assert env.exit_code == 2 and env.stderr.count("\n") == 1 and "COSMOS_HOST_ID" in env.stderr
     bad = runner.invoke(app, ["generate", "--store", store], input=json.dumps({**PAYLOAD, "host": "a#b"}))
     assert bad.exit_code == 2 and "host" in bad.stderr
+    assert not (tmp_path / "s.db").exists()  # refused before anything is stored: no store file made either
     assert not SQLiteStore(f"{tmp_path}/s.db").load("t").services
 
 

@@ -8,6 +8,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from cosmos_core.cli import app
 
 SEED = Path(__file__).parents[2] / "examples" / "seed-payload.json"
@@ -84,7 +86,8 @@ def test_a_refused_bundle_writes_and_stores_nothing_exit_1(runner, tmp_path, mon
 
 
 def test_without_haproxy_it_warns_once_and_writes_unless_check_is_asked(runner, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("COSMOS_HAPROXY_BIN", str(tmp_path / "no-such-haproxy"))
+    (tmp_path / "empty-bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # the default haproxy_bin, 'haproxy', is not found
     out = tmp_path / "out" / "haproxy.cfg"
     result = runner.invoke(app, ["--log-level", "error", "generate", str(SEED), "--output", str(out)])
     assert result.exit_code == 0 and out.exists()
@@ -104,3 +107,91 @@ def test_no_check_checks_nothing(runner, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("COSMOS_HAPROXY_BIN", str(binary))
     assert runner.invoke(app, ["generate", str(SEED), "--no-check"]).exit_code == 0
     assert calls(log) == []
+
+
+BAD_BINARIES = {"a file that is not executable": "/etc/passwd", "a directory": "/tmp", "a missing path": "no/such/haproxy",
+                "a missing command": "no-such-haproxy-command"}
+
+
+@pytest.mark.parametrize("what", BAD_BINARIES)
+@pytest.mark.parametrize("check", [[], ["--check"]])
+def test_an_explicit_haproxy_bin_that_cannot_run_is_bad_input(runner, tmp_path, monkeypatch, what, check) -> None:
+    binary = BAD_BINARIES[what]
+    monkeypatch.setenv("COSMOS_HAPROXY_BIN", binary)
+    store = tmp_path / "new" / "s.db"
+    out = tmp_path / "out" / "haproxy.cfg"
+    result = runner.invoke(app, ["--log-level", "error", "generate", str(SEED), "--store", f"sqlite://{store}",
+                                 "-o", str(out), *check])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr == (f"cosmos: error: haproxy_bin: is not an executable file (nor a command on PATH); "
+                             f"nothing was stored or written (got {binary!r})\n")
+    assert not store.parent.exists() and not out.parent.exists()
+    assert runner.invoke(app, ["generate", str(SEED), "--no-check"]).exit_code == 0  # --no-check: not used
+
+
+def test_a_hanging_haproxy_bin_is_killed_with_its_children_exit_1(runner, tmp_path, monkeypatch) -> None:
+    from cosmos_core import quarantine
+
+    started = tmp_path / "child.pid"
+    script = tmp_path / "bin" / "haproxy"
+    script.parent.mkdir()
+    script.write_text(f"#!/bin/sh\nsleep 600 &\necho $! > {started}\nwait\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("COSMOS_HAPROXY_BIN", str(script))
+    monkeypatch.setattr(quarantine, "CHECK_TIMEOUT", 0.5)
+    monkeypatch.setattr(quarantine.haproxy_check, "__defaults__", (0.5,))
+    store = tmp_path / "s.db"
+    result = runner.invoke(app, ["--log-level", "error", "generate", str(SEED), "--store", f"sqlite://{store}"])
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr == (f"cosmos: error: haproxy -c: {str(script)!r} did not finish within 0.5 s (killed); "
+                             "nothing was stored or written\n")
+    assert not store.exists() and result.stdout == ""
+    child = int(started.read_text())
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+
+
+@pytest.mark.parametrize("where", ["maps is a file", "output is a directory", "haproxy.cfg is a directory"])
+def test_an_output_path_that_cannot_be_written_is_refused_before_anything_is_stored(runner, tmp_path, where) -> None:
+    out = tmp_path / "ao" / "haproxy.cfg"
+    out.parent.mkdir()
+    if where == "maps is a file":
+        (out.parent / "maps").write_text("")
+    elif where == "output is a directory":
+        out = out.parent
+    else:
+        out.mkdir()
+    store = tmp_path / "s.db"
+    result = runner.invoke(app, ["--log-level", "error", "generate", str(SEED), "--no-check", "--store",
+                                 f"sqlite://{store}", "-o", str(out)])
+    assert result.exit_code == 1, result.stderr  # as any --output that cannot be written
+    assert result.stderr.startswith(f"cosmos: error: --output {out}: cannot write (") and result.stderr.count("\n") == 1
+    assert result.stderr.endswith("; nothing was stored or written\n")
+    assert not store.exists()
+    assert sorted(p.name for p in (tmp_path / "ao").rglob("*")) == sorted(
+        {"maps is a file": ["maps"], "output is a directory": [], "haproxy.cfg is a directory": ["haproxy.cfg"]}[where])
+
+
+def test_a_refused_config_leaves_no_new_store_file(runner, tmp_path, monkeypatch) -> None:
+    binary, _ = fake_haproxy(tmp_path, 1, "[ALERT] (7) : unknown keyword 'frobnicate'")
+    monkeypatch.setenv("COSMOS_HAPROXY_BIN", str(binary))
+    store = tmp_path / "new" / "r.db"
+    result = runner.invoke(app, ["--log-level", "error", "generate", str(SEED), "--store", f"sqlite://{store}"])
+    assert result.exit_code == 1 and "nothing was stored or written" in result.stderr
+    assert not store.parent.exists()
+
+
+def test_watch_refuses_an_explicit_haproxy_bin_it_would_check_with_before_it_stores(runner, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("COSMOS_HAPROXY_BIN", "/etc/passwd")
+    store = tmp_path / "w.db"
+    result = runner.invoke(app, ["--log-level", "error", "watch", "--once", "--events", "payload", "--payload",
+                                 str(SEED), "--reloader", "none", "--store", f"sqlite://{store}", "--host-id", "h1"])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr == ("cosmos: error: haproxy_bin: is not an executable file (nor a command on PATH) "
+                             "(got '/etc/passwd')\n")
+    assert not store.exists()
+    binary, _ = fake_haproxy(tmp_path)
+    monkeypatch.setenv("COSMOS_HAPROXY_BIN", str(binary))
+    ok = runner.invoke(app, ["--log-level", "error", "watch", "--once", "--events", "payload", "--payload",
+                             str(SEED), "--reloader", "none", "--store", f"sqlite://{store}", "--host-id", "h1"])
+    assert ok.exit_code == 0, ok.stderr
+    assert store.exists()  # a binary that runs is accepted (the agent checks with it when a reload is refused)

@@ -91,8 +91,9 @@ def test_once_exits_2_on_an_invalid_payload_file_and_stores_nothing(runner: CliR
                                  "--store", store])
     assert result.exit_code == 2, result.stderr
     assert result.stderr.splitlines()[-1].startswith("cosmos: error: payload")
+    assert not (tmp_path / "s.db").exists()  # nothing stored: not even an empty store file is made
     status = runner.invoke(app, ["status", "--json", "--store", store])
-    assert json.loads(status.stdout)["tables"] == {}
+    assert status.exit_code == 2 and "no such SQLite file" in status.stderr
 
 
 def test_once_exits_2_when_haproxy_refuses_the_config(runner: CliRunner, tmp_path: Path) -> None:

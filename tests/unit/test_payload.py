@@ -226,3 +226,29 @@ def test_the_example_payloads_have_no_unknown_field() -> None:
     assert examples
     for path in examples:
         assert payload.parse(json.loads(path.read_text())).candidates, path
+
+
+@pytest.mark.parametrize("text, field", [
+    ('{"candidates":[{"serviceName":"web","predicate":"web.test","containers":[]}],"candidates":[]}', "candidates"),
+    ('{"tableName":"a","tableName":"b"}', "tableName"),
+    ('{"running":[{"serviceName":"web","id":"c1","ip":"10.0.0.1:80","id":"c2"}]}', "id"),
+    ('{"candidates":[{"serviceName":"web","predicate":"a.test","predicate":"b.test"}]}', "predicate"),
+])
+def test_a_key_given_twice_in_one_object_is_refused_naming_it(text: str, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        payload.loads(text)
+    assert info.value.field == field
+    assert "given twice" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_address_is_an_alias_of_ip_named_in_its_errors() -> None:
+    snap = payload.parse({"running": [{"serviceName": "app", "id": "c1", "address": "10.0.0.1:81"}]})
+    assert (snap.running[0].container.host, snap.running[0].container.port) == ("10.0.0.1", 81)
+    assert error_field({"running": [{"serviceName": "app", "id": "c1", "address": "bogus host"}]}) == "running[0].address"
+    assert error_field({"candidates": [candidate(containers=[{"id": "c1", "address": "10.0.0.1:80", "port": 81}])]}
+                       ) == "candidates[0].containers[0].port"
+    # both given: equal is fine (as table/tableName), different is refused naming `address`
+    same = payload.parse({"candidates": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80", "address": "10.0.0.1:80"}])]})
+    assert same.candidates[0].containers[0].host == "10.0.0.1"
+    assert error_field({"candidates": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80", "address": "10.0.0.2:80"}])]}
+                       ) == "candidates[0].containers[0].address"

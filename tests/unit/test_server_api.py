@@ -256,3 +256,12 @@ def test_an_unknown_payload_field_is_400_naming_it_and_stores_nothing(api: Api) 
     assert reply.status == 400
     assert json.loads(reply.body)["field"] == "candidateServices[0].predicat"
     assert json.loads(api.status().body)["tables"] == {}
+
+
+def test_a_key_given_twice_is_400_naming_it_and_stores_nothing(api: Api) -> None:
+    body = SEED.read_bytes().decode()
+    doubled = body.replace('"candidateServices"', '"candidateServices": [], "candidateServices"', 1)
+    reply = api.generate(doubled.encode())
+    assert reply.status == 400
+    assert json.loads(reply.body)["field"] == "candidateServices"
+    assert json.loads(api.status().body)["tables"] == {}

@@ -89,3 +89,19 @@ def test_unopenable_path_is_a_store_error(tmp_path) -> None:
     with pytest.raises(StoreError) as info:
         SQLiteStore(str(blocker / "sub" / "state.db")).load("t")
     assert "check the path" in str(info.value)
+
+
+def test_a_missing_file_is_made_on_the_first_write_and_read_once_another_process_made_it(tmp_path) -> None:
+    from cosmos_core.model import Plan
+
+    path = tmp_path / "new" / "s.db"
+    reader, writer = SQLiteStore(str(path)), SQLiteStore(str(path))
+    assert reader.load("t").services == {} and reader.tables() == []
+    assert not path.parent.exists()  # reads make nothing
+    state = writer.load("t")
+    writer.apply("t", Plan(()), state)  # a pass that got as far as storing makes the file, even with nothing to store
+    assert path.exists()
+    writer.heartbeat("t", "h1", None)
+    assert list(reader.fleet("t").hosts) == ["h1"]  # the reader now reads the file another handle made
+    reader.close()
+    writer.close()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import shlex
 import socket
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -155,14 +154,14 @@ class HostReloader(InstallingReloader):
 
 
 def run(argv: list[str], what: str) -> str:
-    """Run ``argv``; raise :class:`ReloadError` with its output when it fails."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ReloadError(f"{what}: cannot run {argv[0]!r}: {exc}") from None
-    output = (done.stdout + done.stderr).strip()
-    if done.returncode != 0:
-        raise ReloadError(f"{what} failed ({done.returncode}): {one_line(output)[-1000:]}")
+    """Run ``argv``; raise :class:`ReloadError` with its output when it fails, cannot start or runs longer
+    than :data:`TIMEOUT` seconds (then it is killed with everything it started)."""
+    from cosmos_core.quarantine import run_bounded
+
+    returncode, output = run_bounded(argv, TIMEOUT, what)
+    output = output.strip()
+    if returncode != 0:
+        raise ReloadError(f"{what} failed ({returncode}): {one_line(output)[-1000:]}")
     return output
 
 

@@ -16,7 +16,10 @@ open the store with ``create = False``: a file that does not exist is never
 created (a mistyped path would otherwise leave an empty database behind and
 report "no services").  A missing file at the default path reads as an empty
 store (nothing stored yet); any other missing file is a :class:`MissingStore`
-error naming the path (exit 2).
+error naming the path (exit 2).  They never write to an existing file either: no
+schema is created and no column added in it (an empty file reads as an empty store,
+an older file as if migrated).  A path that is a directory or a file that is not a
+SQLite database is :class:`BadStorePath` (exit 2) for every command.
 """
 
 from __future__ import annotations
@@ -63,10 +66,21 @@ class MissingStore(StoreError):
                          "never creates it (check the path; cosmos generate or watch create it)")
 
 
+class BadStorePath(StoreError):
+    """The SQLite path names something that is not a SQLite database (a directory, another file): exit 2."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"store sqlite://{path}: {reason}; check the path (nothing was stored or written)")
+
+
 class SQLiteStore:
     """A :class:`~cosmos_core.contracts.StateStore` in one SQLite file (WAL mode).
 
-    ``create`` (default ``True``): create the file (and its directory) when missing.
+    ``create`` (default ``True``): create the file (and its directory) when missing, on the first write
+    (:meth:`apply`, even of an empty plan, or a heartbeat): until then a missing file reads as empty, so a
+    command that fails before storing leaves no file behind.
     With ``create = False`` a missing file raises :class:`MissingStore` on first use,
     except at the default path, where it reads as an empty store; no file is made.
     """
@@ -76,6 +90,9 @@ class SQLiteStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
+        #: The file did not exist when first read: reads come from an empty in-memory store and the file
+        #: (and its directory) is made on the first write, so a command that fails first creates nothing.
+        self._deferred = False
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -83,23 +100,61 @@ class SQLiteStore:
             self._conn = self._connect()
         return self._conn
 
-    def _connect(self) -> sqlite3.Connection:
+    def _refresh(self) -> None:
+        """Deferred reads switch to the file once another process has made it (called between transactions)."""
+        if self._deferred and os.path.exists(self.path):
+            self._writable()
+
+    def _writable(self) -> sqlite3.Connection:
+        """The connection for a write: the file itself, made now if reads so far were deferred."""
+        if self._conn is None and self.create:
+            self._conn = self._connect(materialise=True)
+        if self._deferred:
+            # The in-memory connection is dropped, not closed: a reader in another thread may still hold it.
+            self._conn = self._connect(materialise=True)
+            self._deferred = False
+        return self.conn
+
+    def _creatable(self, target: str) -> None:
+        """Raise unless the missing file ``target`` (and its directories) could be made."""
+        parent = os.path.dirname(os.path.abspath(target))
+        while not os.path.lexists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise StoreError(f"store sqlite://{self.path}: cannot open ({parent} is not a directory); "
+                             "check the path and its permissions")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise StoreError(f"store sqlite://{self.path}: cannot open ({parent}: permission denied); "
+                             "check the path and its permissions")
+
+    def _connect(self, materialise: bool = False) -> sqlite3.Connection:
         target = self.path
         if not self.create and target != ":memory:" and not os.path.exists(target):
             if os.path.abspath(target) != os.path.abspath(default_store_url()[len("sqlite://"):]):
                 raise MissingStore(self.path)
             target = ":memory:"  # nothing stored yet at the default path: an empty store, no file made
+        if self.create and not materialise and target != ":memory:" and not os.path.exists(target):
+            self._creatable(target)  # a path that can never be made fails now, not at the first write
+            self._deferred = True
+            target = ":memory:"
+        if target != ":memory:" and os.path.isdir(target):
+            raise BadStorePath(self.path, "is a directory, not a SQLite file")
         try:
-            if target != ":memory:":
+            if target != ":memory:" and self.create:
                 os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
             conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(SCHEMA)
-            _migrate(conn)
+            if self.create or target == ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(SCHEMA)
+                _migrate(conn)
+            else:
+                _read_only_view(conn)
         except (sqlite3.Error, OSError) as exc:
             if self._disk_full(exc):
                 raise self._full_error(exc) from None
+            if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+                raise BadStorePath(self.path, "is not a SQLite database") from None
             raise StoreError(f"store sqlite://{self.path}: cannot open ({exc}); check the path and its permissions") from None
         return conn
 
@@ -135,11 +190,11 @@ class SQLiteStore:
             raise StoreError(f"store sqlite://{self.path}: table {table!r} holds an invalid row ({exc})") from None
 
     def apply(self, table: str, plan: Plan, base: State) -> ApplyResult:
+        conn = self._writable()  # a pass that got this far makes the file, even with nothing to write
         if not plan:
             return ApplyResult()
         written = deleted = 0
         with self._errors():
-            conn = self.conn
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if self._revision(table) != base.token:
@@ -198,7 +253,7 @@ class SQLiteStore:
         """Count one heartbeat of ``host_id`` at ``at`` (default ``time.time()``; the revision is left
         alone); the fleet after it."""
         with self._errors():
-            self.conn.execute(
+            self._writable().execute(
                 "INSERT INTO hosts (tbl, host, beats, address, at) VALUES (?, ?, 1, ?, ?) "
                 "ON CONFLICT (tbl, host) DO UPDATE SET beats = beats + 1, address = excluded.address, at = excluded.at",
                 (table, host_id, address, time.time() if at is None else at),
@@ -217,11 +272,12 @@ class SQLiteStore:
 
     def forget_host(self, table: str, host_id: str) -> bool:
         with self._errors():
-            cursor = self.conn.execute("DELETE FROM hosts WHERE tbl = ? AND host = ?", (table, host_id))
+            cursor = self._writable().execute("DELETE FROM hosts WHERE tbl = ? AND host = ?", (table, host_id))
             return cursor.rowcount > 0
 
     def tables(self) -> list[str]:
         with self._errors():
+            self._refresh()
             return [row[0] for row in self.conn.execute("SELECT DISTINCT tbl FROM services ORDER BY tbl")]
 
     def ping(self) -> None:
@@ -273,6 +329,7 @@ class SQLiteStore:
     def _reading(self) -> Iterator[sqlite3.Connection]:
         """One read transaction (a consistent view), errors as StoreErrors."""
         with self._errors():
+            self._refresh()
             conn = self.conn
             conn.execute("BEGIN")
             try:
@@ -305,6 +362,32 @@ def _migrate(conn: sqlite3.Connection) -> None:
             except sqlite3.OperationalError as exc:  # another handle migrated it meanwhile
                 if "duplicate column" not in str(exc):
                     raise
+
+
+def _read_only_view(conn: sqlite3.Connection) -> None:
+    """Make a store file read as the current schema without writing to it (commands that only read).
+
+    A table the file lacks (an empty file, an older store) becomes an empty ``TEMP`` table and a table
+    missing columns a ``TEMP`` view adding them as NULL: temporary objects shadow the file's own for
+    unqualified names and live outside the file.  Raises ``sqlite3.DatabaseError`` for a file that is
+    not a SQLite database.
+    """
+    want = sqlite3.connect(":memory:")
+    try:
+        want.executescript(SCHEMA)
+        _migrate(want)
+        tables = [row[0] for row in want.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        expected = {t: [row[1] for row in want.execute(f"PRAGMA table_info({t})")] for t in tables}
+        ddl = {t: want.execute("SELECT sql FROM sqlite_master WHERE name = ?", (t,)).fetchone()[0] for t in tables}
+    finally:
+        want.close()
+    for table, columns in expected.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")}
+        if not have:
+            conn.execute(ddl[table].replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+        elif set(columns) - have:
+            select = ", ".join(c if c in have else f"NULL AS {c}" for c in columns)
+            conn.execute(f"CREATE TEMP VIEW {table} AS SELECT {select} FROM main.{table}")
 
 
 def open_store(url: StoreURL, settings: Settings) -> SQLiteStore:

@@ -25,7 +25,7 @@ def certs(
 
         directory = settings.options.get("certs_dir")
         found, skipped = scan_dir(directory) if directory else ([], [])
-        from cosmos_core.builtin.sqlite_store import MissingStore
+        from cosmos_core.builtin.sqlite_store import BadStorePath, MissingStore
 
         runtime = Runtime(settings, plugins, create_store=False)
         try:
@@ -36,7 +36,7 @@ def certs(
                 for service in runtime.store.load(table).services.values()
                 if service.mode == "host" and dict(service.options).get("https") != "off"  # not served on HTTPS
             ]
-        except MissingStore as exc:  # the directory's certificates are still worth listing; the store is not made
+        except (MissingStore, BadStorePath) as exc:  # the directory's certificates are still worth listing
             typer.echo(f"cosmos: warning: {exc}; listing the certificates of --certs-dir only", err=True)
             hosts = []
         finally:

@@ -57,13 +57,13 @@ def generate(
             runtime.emitter.use_maps = False  # stdout holds one file: the stand-alone (ACL) form, no map files
         verify = haproxy_verifier(settings, check, stored_here=local)
         if local:
-            runtime.strategy.verify = verify  # checked before the store is written
+            runtime.strategy.verify = checks(verify, output)  # checked before the store is written
         try:
             source = runtime.event_source("payload")
             for snapshot in source.snapshots():
                 result = runtime.strategy.run(snapshot)
-                if verify is not None and not local:  # a remote Cosmos stored it already
-                    verify(result.bundle)
+                if not local:  # a remote Cosmos stored it already
+                    checks(verify, output)(result.bundle)
                 if output is None:
                     common.write_stdout(result.config)
                 else:
@@ -76,18 +76,20 @@ def haproxy_verifier(settings: "Settings", check: bool | None, stored_here: bool
     """``haproxy -c`` on a staged copy of a bundle, raising a one-line :class:`CosmosError` (exit 1) when refused.
 
     ``check``: ``True`` requires ``haproxy_bin`` (missing: exit 1), ``False`` checks nothing, ``None`` checks
-    when ``haproxy_bin`` is found and otherwise warns once on stderr and checks nothing.
+    when ``haproxy_bin`` is found and otherwise warns once on stderr and checks nothing.  A ``haproxy_bin``
+    set to anything but the default ``haproxy`` must be an executable file or a command on PATH
+    (:class:`ValidationError`, exit 2, whatever ``check`` says but ``False``).  A check that runs longer
+    than :data:`~cosmos_core.quarantine.CHECK_TIMEOUT` seconds is killed (its process group too) and counts as a failure (exit 1).
     """
     if check is False:
         return None
     import re
-    import shutil
 
     from cosmos_core.errors import CosmosError
-    from cosmos_core.quarantine import haproxy_check
+    from cosmos_core.quarantine import haproxy_bin_found, haproxy_check
 
     binary = str(settings.options.get("haproxy_bin") or "haproxy")
-    if shutil.which(binary) is None:
+    if not haproxy_bin_found(binary, "; nothing was stored or written"):  # a wrong one set explicitly: exit 2
         if check:
             raise CosmosError(f"--check: haproxy_bin {binary!r} not found; install HAProxy, set haproxy_bin "
                               "(COSMOS_HAPROXY_BIN) or pass --no-check")
@@ -98,12 +100,53 @@ def haproxy_verifier(settings: "Settings", check: bool | None, stored_here: bool
     nothing = "nothing was stored or written" if stored_here else "nothing was written (the remote Cosmos stored it)"
 
     def verify(bundle: "Bundle") -> None:
-        reason = run_check(bundle)
+        try:
+            reason = run_check(bundle)
+        except CosmosError as exc:  # could not run, or ran too long (killed)
+            raise CosmosError(f"{exc}; {nothing}") from None
         if reason is not None:
             reason = re.sub(r"/\S*cosmos-check-[^/\s]+/", "", reason)  # the staged copy's directory: name the file only
             raise CosmosError(f"haproxy -c ({binary}) refused the config: {reason}; {nothing}")
 
     return verify
+
+
+def checks(verify: "Callable[[Bundle], None] | None", output: Path | None) -> "Callable[[Bundle], None]":
+    """Everything that can refuse a bundle before it is stored: the ``--output`` path, then ``haproxy -c``."""
+
+    def check(bundle: "Bundle") -> None:
+        if output is not None:
+            check_output(bundle, output)
+        if verify is not None:
+            verify(bundle)
+
+    return check
+
+
+def check_output(bundle: "Bundle", output: Path) -> None:
+    """Raise :class:`CosmosError` (exit 1, as a failed write) when a file of ``bundle`` could not be
+    written at ``output`` (the main file) or beside it: a directory in a file's place, a file in a
+    directory's place, a directory that cannot be written.  Called before anything is stored."""
+    import os
+
+    from cosmos_core.bundle import target_of
+    from cosmos_core.errors import CosmosError
+
+    def refuse(reason: str) -> None:
+        raise CosmosError(f"--output {output}: cannot write ({reason}); nothing was stored or written")
+
+    for path in sorted(bundle.files):
+        target = target_of(bundle, output, path)
+        if target.is_dir():
+            refuse(f"{target} is a directory (give the path of the config file)" if path == bundle.main
+                   else f"{target} is a directory, where the file {path} goes")
+        parent = target.parent
+        while not os.path.lexists(parent):
+            parent = parent.parent
+        if not parent.is_dir():
+            refuse(f"{parent} is a file, where a directory for {path} goes")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            refuse(f"{parent} is not writable")
 
 
 def write_output(bundle: "Bundle", output: Path) -> None:

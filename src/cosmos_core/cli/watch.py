@@ -151,6 +151,10 @@ def watch(
         server = None
         try:
             runtime.strategy.check()  # fail fast: a local store that cannot be reached
+            if getattr(runtime.reloader, "check_bundle", None) is None:  # the agent checks with haproxy_bin
+                from cosmos_core.quarantine import haproxy_bin_found
+
+                haproxy_bin_found(str(settings.options.get("haproxy_bin") or "haproxy"))  # a wrong one set: exit 2
             source, member = join(runtime, runtime.event_source(), once=once)
             agent = Agent(runtime, source, runtime.reloader)
             if isinstance(member, RemoteBeat):

@@ -161,3 +161,20 @@ def test_the_path_label_adds_a_path_prefix_and_a_bad_one_names_the_label(check: 
     assert entry.service.predicate == "*.web.test,web.test" and dict(entry.service.options) == {"path": "/api/v2"}
     parsed = labels.parse(attrs(name="bad-1", label={**WEB, "cosmos.path": "/a/../b"}), check)
     assert parsed.entry is None and parsed.problem is not None and parsed.problem.label == "cosmos.path"
+
+
+def test_an_unknown_cosmos_label_is_named_with_a_hint_and_the_container_still_routes() -> None:
+    parsed = labels.parse(attrs(name="web-9", label={**WEB, "cosmos.wieght": "5", "cosmos.balanse": "first",
+                                                     "other.label": "x", "cosmos.weight": "3"}))
+    assert parsed.entry is not None and parsed.problem is None
+    assert [(p.container, p.label) for p in parsed.unknown] == [("web-9", "cosmos.balanse"), ("web-9", "cosmos.wieght")]
+    assert parsed.unknown[1].message() == ("container web-9: cosmos.wieght: unknown label, ignored "
+                                           "(did you mean cosmos.weight?) (got '5')")
+    assert "did you mean cosmos.balance?" in parsed.unknown[0].message()
+    # a misspelled service label: nothing routes, but it is named all the same
+    typo = labels.parse(attrs(label={"cosmos.servce": "web", "cosmos.port": "80"}))
+    assert typo.entry is None and [p.label for p in typo.unknown] == ["cosmos.servce"]
+    assert "did you mean cosmos.service?" in typo.unknown[0].detail
+    # every label Cosmos reads is known, the declared options' ones too
+    assert labels.parse(attrs(label={**WEB, "cosmos.path": "/api"})).unknown == ()
+    assert labels.parse(attrs(label=WEB)).unknown == () and labels.parse(attrs(label={"a": "b"})) == labels.Parsed()

@@ -228,3 +228,46 @@ def test_events_of_containers_the_name_filter_excludes_start_no_pass() -> None:
     src._on_event(_event("container", "rename", "c" * 64, name="other-2", oldName="/prod-web-2"), fed)  # noqa: SLF001
     src._on_event(_event("container", "start", "d" * 64), fed)  # noqa: SLF001 - no name: not filtered
     assert [fed.get_nowait() for _ in range(3)] == ["b" * 64, "c" * 64, "d" * 64]
+
+
+def test_a_whole_docker_run_and_stop_of_an_excluded_container_starts_no_pass() -> None:
+    """Fresh-user review fault 13: `docker run --name blog-1` under name_filter=shop (create, network connect,
+    start, then kill, die, network disconnect, stop, destroy) queues nothing; the same for shop-1 queues its
+    start and its stop events, and the connect before its start starts no pass either."""
+    import queue as q
+
+    src = source.DockerSource(Settings(table="t1", options={"name_filter": "shop"}))
+    fed: q.Queue[str] = q.Queue()
+
+    def run_and_stop(cid: str, name: str) -> list[str]:
+        for kind, action in (("container", "create"), ("network", "connect"), ("container", "start"),
+                             ("container", "kill"), ("container", "die"), ("network", "disconnect"),
+                             ("container", "stop"), ("container", "destroy")):
+            extra = {"name": name, "cosmos.service": "web"} if kind == "container" else {"name": "bridge"}
+            src._on_event(_event(kind, action, cid, **extra), fed)  # noqa: SLF001
+        return [fed.get_nowait() for _ in range(fed.qsize())]
+
+    assert run_and_stop("b" * 64, "blog-1") == []
+    shop = run_and_stop("s" * 64, "shop-1")
+    assert shop and set(shop) == {"s" * 64}
+    assert "b" * 64 not in src._late  # noqa: SLF001 - known to be excluded: not even inspected again
+
+
+def test_an_unknown_label_is_warned_about_once_per_container_and_the_container_routes(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from cosmos_core import logs
+
+    logs.configure("json", "info")
+    client = Client()
+    cid = "e" * 64
+    client.api.containers_by_id[cid] = attrs(name="typo", cid=cid, label={**WEB, "cosmos.wieght": "5"})
+    src = source.DockerSource(Settings())
+    snaps = [src.sync(client, dirty={cid}) for _ in range(3)]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "container_label_unknown" in line]
+    assert len(warnings) == 1 and "typo" in warnings[0] and "cosmos.wieght" in warnings[0]
+    assert "did you mean cosmos.weight?" in warnings[0]
+    assert all([r.container.id for r in snap.running] == ["e" * 12] for snap in snaps)
+    client.api.containers_by_id[cid] = attrs(name="typo", cid=cid, label={**WEB, "cosmos.balanse": "first"})
+    src.sync(client, dirty={cid})
+    again = [line for line in capsys.readouterr().err.splitlines() if "container_label_unknown" in line]
+    assert len(again) == 1 and "cosmos.balanse" in again[0]  # a new misspelling is warned about again

@@ -6,13 +6,15 @@ and fall back to the original Cosmonaut env vars (``SERVICE_NAME``,
 ``CONFIG_MODE``, ``PREDICATE``, ``COOKIE``, ``PORT``); a label wins over an env
 var.  Every value is checked by the model's ``check_*`` functions and by the
 routing mode's ``normalize``; the first bad one becomes a :class:`LabelProblem`
-that names the container and the label (or env var) it came from.
+that names the container and the label (or env var) it came from.  A
+``cosmos.*`` label that no setting or declared option reads is reported in
+:attr:`Parsed.unknown` (ignored, warned about by the source).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cosmos_core import options as opts
@@ -103,10 +105,36 @@ class LabelProblem:
 
 @dataclass(frozen=True)
 class Parsed:
-    """The verdict on one container: an entry, a problem, or neither (not ours / not routable)."""
+    """The verdict on one container: an entry, a problem, or neither (not ours / not routable).
+
+    ``unknown``: the container's ``cosmos.*`` labels that no setting or declared option reads (a
+    misspelling such as ``cosmos.wieght``), each a :class:`LabelProblem` whose detail suggests the
+    nearest known label; they are ignored (the container still routes) but warned about.
+    """
 
     entry: Entry | None = None
     problem: LabelProblem | None = None
+    unknown: tuple[LabelProblem, ...] = ()
+
+
+def known_labels() -> frozenset[str]:
+    """Every ``cosmos.*`` label Cosmos reads: the settings above and each declared option's label."""
+    declared = (spec.label_name for spec in (*opts.SERVICE_OPTIONS.values(), *opts.CONTAINER_OPTIONS.values()))
+    return frozenset({label for label, _ in SOURCES.values()} | {label for label in declared if label})
+
+
+def unknown_labels(name: str, labels: Mapping[str, str] | None) -> tuple[LabelProblem, ...]:
+    """The ``cosmos.*`` labels of container ``name`` that nothing reads, in label order, each with a hint."""
+    import difflib
+
+    known = known_labels()
+    found = []
+    for label in sorted(labels or {}):
+        if label.startswith(opts.LABEL_PREFIX) and label not in known:
+            near = difflib.get_close_matches(label, sorted(known), n=1)
+            hint = f"did you mean {near[0]}?" if near else "known: " + ", ".join(sorted(known))
+            found.append(LabelProblem(name, label, f"{label}: unknown label, ignored ({hint}) (got {labels[label]!r})"))
+    return tuple(found)
 
 
 def env_map(env: Iterable[str] | None) -> dict[str, str]:
@@ -194,6 +222,13 @@ def parse(attrs: Mapping[str, Any], check: PredicateCheck | None = None, name_fi
     if name_filter and name_filter not in name:
         return Parsed()
     config = attrs.get("Config") or {}
+    unknown = unknown_labels(name, config.get("Labels"))
+    parsed = _parse(attrs, name, config, check, advertise)
+    return replace(parsed, unknown=unknown) if unknown else parsed
+
+
+def _parse(attrs: Mapping[str, Any], name: str, config: Mapping[str, Any], check: PredicateCheck | None,
+           advertise: str | None) -> Parsed:
     found = read_settings(config.get("Labels"), env_map(config.get("Env")))
     if not found["service"].value or not routable(attrs):
         return Parsed()

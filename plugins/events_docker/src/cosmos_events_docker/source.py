@@ -129,6 +129,7 @@ class DockerSource:
         self._client: Any = None
         self._cache: dict[str, labels.Parsed] = {}
         self._warned: dict[str, str] = {}  # container id -> the problem warned about
+        self._warned_labels: dict[str, tuple[str, ...]] = {}  # container id -> unknown labels warned about
         self._first_event_at: float | None = None  # the first event of the current burst (Snapshot.at)
         self._filtered: set[str] = set()  # containers whose name the name filter excludes (for network events)
 
@@ -238,16 +239,22 @@ class DockerSource:
         dropped when its container is known to be excluded (from an earlier event or sync).
         """
         container_id = relevant(event)
-        if container_id is None or not self.name_filter:
+        if not self.name_filter:
             return container_id
         if event.get("Type") != "container":
-            return None if container_id in self._filtered else container_id
-        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+            return None if container_id is None or container_id in self._filtered else container_id
+        # Every named container event teaches the verdict, also those that start no pass (``create``
+        # comes before the network ``connect`` of ``docker run``, so that connect is dropped too).
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
         names = [str(attributes[key]).lstrip("/") for key in ("name", "oldName") if attributes.get(key)]
+        cid = container_id or str(event.get("id") or actor.get("ID") or "")
         if names and not any(self.name_filter in name for name in names):
-            self._filtered.add(container_id)
+            if cid:
+                self._filtered.add(cid)
             return None
-        self._filtered.discard(container_id)
+        if cid and (names or container_id is not None):
+            self._filtered.discard(cid)
         return container_id
 
     def _on_event(self, event: dict[str, Any], target: queue.Queue[str]) -> None:
@@ -298,6 +305,7 @@ class DockerSource:
         for gone in set(self._cache) - listed:
             del self._cache[gone]
             self._warned.pop(gone, None)
+            self._warned_labels.pop(gone, None)
         self._filtered &= listed
         with self._dying_lock:
             self._dying &= listed
@@ -334,7 +342,14 @@ class DockerSource:
         return snap
 
     def _report(self, container_id: str, parsed: labels.Parsed) -> None:
-        """One warning per invalid container (again only if its problem changes)."""
+        """One warning per invalid container (again only if its problem changes), and one per unknown
+        ``cosmos.*`` label (again only if the container's unknown labels change)."""
+        unknown = tuple(problem.detail for problem in parsed.unknown)
+        if self._warned_labels.get(container_id, ()) != unknown:
+            for problem in parsed.unknown:
+                log.warning("container_label_unknown", container=problem.container, label=problem.label,
+                            error=problem.message())
+            self._warned_labels[container_id] = unknown
         if parsed.problem is None:
             self._warned.pop(container_id, None)
             return
