@@ -158,6 +158,17 @@ def _running(key: str, value: Any) -> Iterable[RunningContainer]:
         yield RunningContainer(service=name, container=_container(path, item, _RUNNING_FIELDS))
 
 
+def _candidate_container(service: str, path: str, item: dict[str, Any]) -> Container:
+    """A candidate's container; a running entry copied as-is (with its ``serviceName``) is accepted
+    when that name is the candidate's own, and refused, naming the field, when it is another."""
+    if "serviceName" not in item:
+        return _container(path, item)
+    if item["serviceName"] != service:
+        raise ValidationError(f"{path}.serviceName", item["serviceName"],
+                              f"names another service than its candidate {service!r}")
+    return _container(path, item, _RUNNING_FIELDS)
+
+
 def _candidate(path: str, item: dict[str, Any]) -> Service:
     _known_only(item, _CANDIDATE_FIELDS, opts.SERVICE_OPTIONS, path)
     name = check_name(item.get("serviceName"), f"{path}.serviceName")
@@ -166,9 +177,8 @@ def _candidate(path: str, item: dict[str, Any]) -> Service:
     cookie = check_cookie(item.get("cookie"), f"{path}.cookie")
     port = check_port(item.get("port"), f"{path}.port")
     options = opts.from_payload(item, opts.SERVICE_OPTIONS, path)
-    containers = [
-        _container(cpath, citem) for cpath, citem in _items(f"{path}.containers", item.get("containers", []))
-    ]
+    containers = [_candidate_container(name, cpath, citem)
+                  for cpath, citem in _items(f"{path}.containers", item.get("containers", []))]
     # No port is inferred from the containers (the 2016 dialect puts it in each ip):
     # a candidate without ``port`` keeps the stored service port (reconcile rule 3).
     try:

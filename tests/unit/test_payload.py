@@ -177,8 +177,6 @@ def test_nesting_below_the_decoders_limit_is_bad_input_too(depth: int, template:
     ({"runningServices": [{"serviceName": "app", "id": "c1", "ip": "10.0.0.1:80", "prot": 81}]},
      "runningServices[0].prot"),
     ({"running": [{"serviceName": "app", "id": "c1", "ip": "10.0.0.1", "port": 80, "weigth": 5}]}, "running[0].weigth"),
-    ({"candidates": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80", "serviceName": "app"}])]},
-     "candidates[0].containers[0].serviceName"),                                                     # only on running
     ({"candidates": [candidate(weight=5)]}, "candidates[0].weight"),                                 # a container option
     ({"candidates": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80", "balance": "first"}])]},
      "candidates[0].containers[0].balance"),                                                         # a service option
@@ -190,6 +188,18 @@ def test_an_unknown_field_is_refused_naming_its_path_and_value(data, field: str)
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"{field}: unknown field")
     assert repr(info.value.value) in message
+
+
+def test_a_candidate_container_may_repeat_its_own_service_name_but_not_another() -> None:
+    """A running entry copied into a candidate as-is (the serve concurrency test's client does this)
+    is the same container; a ``serviceName`` naming another service is a contradiction, refused."""
+    same = payload.parse({"candidates": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80", "serviceName": "app"}])]})
+    plain = payload.parse({"candidates": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80"}])]})
+    assert same.candidates == plain.candidates
+    with pytest.raises(ValidationError) as info:
+        payload.parse({"candidates": [candidate(containers=[{"id": "c1", "ip": "10.0.0.1:80", "serviceName": "web"}])]})
+    assert info.value.field == "candidates[0].containers[0].serviceName"
+    assert "\n" not in str(info.value) and "'web'" in str(info.value) and "'app'" in str(info.value)
 
 
 def test_every_known_field_and_declared_option_is_accepted_in_both_dialects() -> None:
