@@ -267,8 +267,11 @@ def join(runtime: Runtime, source: EventSource, once: bool = False
     host_id, heartbeat, lease, address = fleet_settings(runtime.settings)
     wrapped = FleetSource(source, host_id)
     if once or getattr(source, "one_shot", False):
-        log.info("fleet_one_shot", host=host_id,
-                 detail="one pass then exit: containers stamped with the host id, no host record, never expired")
+        def one_shot() -> None:  # logged when the agent starts, as fleet_joined is
+            log.info("fleet_one_shot", host=host_id,
+                     detail="one pass then exit: containers stamped with the host id, no host record, never expired")
+
+        wrapped.on_start = one_shot
         return wrapped, None
     from cosmos_core.passes import LocalPass
 
