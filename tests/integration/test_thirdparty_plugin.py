@@ -138,5 +138,6 @@ def test_a_mode_whose_criteria_return_a_line_break_is_refused_and_nothing_is_sto
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("cosmos: error: routing mode 'smuggle' (cosmos_file_drop): criteria('/x') returned a line")
     assert "6.6.6.6" not in result.stdout
+    assert not (tmp_path / "s.db").exists()  # nothing stored: the store was not even created
     status = run_in(tmp_path, installed_drop, "status", "--json", "--store", store)
-    assert status.returncode == 0 and json.loads(status.stdout)["tables"] == {}
+    assert status.returncode == 2 and "no such SQLite file" in status.stderr, status.stderr

@@ -28,14 +28,12 @@ def procs(api: RuntimeAPI) -> list:
 
 
 def made_store(tmp_path: Path) -> str:
-    """A SQLite store in ``tmp_path`` (``cosmos status`` never creates one)."""
-    from cosmos_core.runtime import Runtime
-    from cosmos_core.settings import Settings
-
+    """A SQLite store in ``tmp_path``, made as an operator makes one: by a ``cosmos generate`` pass
+    (``cosmos status`` never creates one, and a pass creates the file only when it stores)."""
     url = f"sqlite://{tmp_path}/state.db"
-    runtime = Runtime(Settings(store=url))
-    runtime.store.tables()
-    runtime.close()
+    subprocess.run([*COSMOS, "generate", "--no-check", "--store", url, "-"], input='{"table": "empty", "running": []}',
+                   capture_output=True, text=True, check=True, timeout=60)
+    assert (tmp_path / "state.db").exists()
     return url
 
 
