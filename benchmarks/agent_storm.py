@@ -1,6 +1,7 @@
 """A storm: 50 labelled containers started together; all routable how soon, with how many reloads?
 
-Target (issue 4): all routable within 5 s of the last start, with <= 5 reloads.
+Target (issue 4): all routable within 5 s of the last start, with <= 5 reloads
+(``pass``); issue 11: within 3 s, with <= 3 reloads (``pass_issue_11``).
 
 The containers are first created (not yet running: the agent ignores them),
 then all started from 8 threads, as fast as the engine takes them.  The clock for "routable" starts when the last start call
@@ -69,6 +70,7 @@ def main() -> None:
         "reloads": reloads,
         "syncs": len(syncs),
         "pass": not pending and after_last <= 5.0 and reloads <= 5,
+        "pass_issue_11": not pending and after_last <= 3.0 and reloads <= 3,
     }
     print(json.dumps(result, indent=2))
 

@@ -38,6 +38,18 @@ batch's storm condition held, with ``2 * storm_items`` new keys in the last
 :data:`STORM_RATE_WINDOW` seconds (a storm's rate, not a few per second), keeps
 the storm on.
 
+A storm may be announced before it arrives: :meth:`Debouncer.created` (thread-safe,
+called by an event source when a container is created, keyed like ``key``) marks a
+key on its way until :meth:`Debouncer.settled` (started or removed) or
+``storm_memory`` seconds.  A batch that opens while ``storm_items`` or more *new*
+keys are announced and not settled is a storm from its first item (no leading
+edge; ``docker compose up`` creates every container before starting any).  Any
+storm batch stays open while announced new keys remain, waiting up to
+:data:`STORM_PAUSE` seconds for each next item (a busy engine's pause does not split
+it), and closes ``storm_quiet`` after the last of them arrived (at most
+``storm_max_wait`` after it opened).  One or a few announced keys (a lone ``docker
+run``, a deploy script) change nothing.
+
 The timing rules (:func:`flush_deadline`, :func:`interval_deadline`) are pure; :class:`Debouncer` applies it
 to any blocking ``get(timeout)`` callable that raises :class:`queue.Empty` on
 timeout (``lambda t: q.get(timeout=t)`` for a :class:`queue.Queue`), with an injectable clock.
@@ -47,6 +59,7 @@ from __future__ import annotations
 
 import math
 import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -57,6 +70,8 @@ T = TypeVar("T")
 BLOCKED = 0.001  # a get() that took longer than this found the queue empty
 #: Seconds over which the interval rule measures a storm's rate when a storm batch has just closed.
 STORM_RATE_WINDOW = 2.0
+#: Seconds a storm batch waits for the next item while announced new keys have not arrived yet.
+STORM_PAUSE = 2.0
 
 
 def flush_deadline(opened: float, last: float, quiet: float, max_wait: float) -> float:
@@ -115,6 +130,8 @@ class Debouncer(Generic[T]):
     _keys: dict[object, float] = field(default_factory=dict, init=False)
     _last_item: float | None = field(default=None, init=False)
     _recent: deque[tuple[float, T]] = field(default_factory=deque, init=False)
+    _pending: dict[object, tuple[object, float]] = field(default_factory=dict, init=False)  # token -> (key, since)
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         check_window(self.quiet, self.max_wait)
@@ -124,6 +141,29 @@ class Debouncer(Generic[T]):
             raise ValidationError("debounce_interval", self.min_interval, "must be a finite number >= 0")
         if self.storm_items:
             check_window(self.storm_quiet, self.storm_max_wait, "debounce_storm_quiet", "debounce_storm_max_wait")
+
+    def created(self, token: object, key: object) -> None:
+        """Announce an item on its way: ``token`` (a container id, say) was created under ``key``
+        (its service) and will arrive once started.  Thread-safe; forgotten by :meth:`settled`
+        or after ``storm_memory`` seconds."""
+        now = self.clock()
+        with self._pending_lock:
+            if len(self._pending) > 4096:
+                self._pending = {t: p for t, p in self._pending.items() if now - p[1] <= self.storm_memory}
+            self._pending[token] = (key, now)
+
+    def settled(self, token: object) -> None:
+        """``token`` is no longer on its way (it started, or was removed); thread-safe, unknown tokens ignored."""
+        with self._pending_lock:
+            self._pending.pop(token, None)
+
+    def _awaited(self, now: float) -> int:
+        """How many distinct *new* keys (not seen in the last ``storm_memory`` s) are announced and not settled."""
+        with self._pending_lock:
+            for token in [t for t, (_, since) in self._pending.items() if now - since > self.storm_memory]:
+                del self._pending[token]
+            keys = {key for key, _ in self._pending.values()}
+        return sum(1 for key in keys if key not in self._keys or now - self._keys[key] > self.storm_memory)
 
     def _seen(self, item: T, at: float) -> bool:
         """Record ``item``; ``True`` while a storm is on (enough distinct recent items)."""
@@ -215,15 +255,21 @@ class Debouncer(Generic[T]):
         opened = self.clock()
         storm, new = self._seen_new(first, opened)
         stormy: float | None = opened if storm else None  # when the storm condition last held
-        if self._storm_seen is not None and opened - self._storm_seen < self.storm_quiet:
+        if self.storm_items and self._awaited(opened) >= self.storm_items:
+            stormy = opened  # new services created and not started yet: a storm on its way, no leading edge
+        elif self._storm_seen is not None and opened - self._storm_seen < self.storm_quiet:
             stormy = opened  # the previous storm batch was cut at its maximum wait: the storm goes on
         elif (new and self._storm_ended is not None and opened - self._storm_ended < 2 * self.storm_quiet
               and len(self._new_times) >= 2 * self.storm_items):
             stormy = opened  # a busy engine paused mid-storm: new services still come at a storm's rate
-        deadline = interval_deadline(opened, self._flushed, self.min_interval)
+        earliest = deadline = interval_deadline(opened, self._flushed, self.min_interval)
+        last = opened  # the latest item
         while not self.final(batch[-1]):
             if stormy is not None:
-                deadline = max(deadline, min(stormy + self.storm_quiet, opened + self.storm_max_wait))
+                hold = stormy + self.storm_quiet
+                if self._awaited(self.clock()):
+                    hold = max(hold, last + STORM_PAUSE)  # announced new keys still to come: the storm goes on
+                deadline = max(earliest, min(hold, opened + self.storm_max_wait))
             remaining = deadline - self.clock()
             if remaining <= 0:
                 break
@@ -231,6 +277,7 @@ class Debouncer(Generic[T]):
                 batch.append(get(remaining))
             except queue.Empty:
                 continue  # the deadline passed (a storm found since may have moved it)
+            last = self.clock()
             stormy = self._storm_after(batch[-1], stormy)
         if not self.final(batch[-1]):
             for item in self._drain(get):  # already queued: it goes along, never waits another round

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from cosmos_core.debounce import Debouncer, interval_deadline
+from cosmos_core.debounce import STORM_PAUSE, Debouncer, interval_deadline
 from cosmos_core.errors import ValidationError
 from tests.unit.test_agent_debounce import FakeFeed
 
@@ -182,3 +182,103 @@ def test_a_storm_that_a_busy_engine_pauses_costs_one_batch_per_pause() -> None:
     assert sorted(item for _, batch in found for item in batch) == sorted(arrivals)
     assert len(found) <= 2 + 5, [len(batch) for _, batch in found]  # two before the storm is seen, one per segment
     assert found[-1][0] <= max(arrivals.values()) + 0.5 + PASS + 1e-9
+
+
+class CreatingFeed(FakeFeed):
+    """Also ``create:<service>/<container>`` arrivals: announced to the debouncer as the docker source does
+    (:meth:`Debouncer.created`, keyed by the service), never handed out; ``<service>/<container>-start``
+    settles its creation before it is handed out (the source settles before it queues the start)."""
+
+    debouncer: Debouncer[str]
+
+    def get(self, timeout: float | None) -> str:
+        deadline = None if timeout is None else self.now + timeout
+        while True:
+            item = super().get(None if deadline is None else max(0.0, deadline - self.now))
+            if item.startswith("create:"):
+                token = item.removeprefix("create:")
+                self.debouncer.created(token, token.split("/")[0])
+                continue
+            if item.endswith("-start"):
+                self.debouncer.settled(item.removesuffix("-start"))
+            return item
+
+
+def run_created(arrivals: list[tuple[float, str]], **kwargs: object) -> list[tuple[float, list[str]]]:
+    feed = CreatingFeed(arrivals)
+    feed.debouncer = make(feed, **kwargs)
+    found = run(feed.debouncer, feed)
+    return [(at, [item for item in batch]) for at, batch in found]
+
+
+def compose_up(gaps: list[float], created_at: float = 0.5) -> list[tuple[float, str]]:
+    """`docker compose up`: one container of each new service created first, then started ``gaps`` apart."""
+    events = [(created_at + 0.01 * i, f"create:s{i}/c") for i in range(len(gaps) + 1)]
+    at = 1.0
+    events.append((at, "s0/c-start"))
+    for index, gap in enumerate(gaps, start=1):
+        at += gap
+        events.append((at, f"s{index}/c-start"))
+    return events
+
+
+def paused(gaps: list[float]) -> list[float]:
+    """Half the recorded gaps with a 0.7 s pause (longer than storm_quiet) after every 12th start: a busy engine."""
+    return [gap / 2 + (0.7 if index % 12 == 11 else 0.0) for index, gap in enumerate(gaps)]
+
+
+@pytest.mark.parametrize("gaps", [RECORDED_STORM, list(reversed(RECORDED_STORM)), paused(RECORDED_STORM)],
+                         ids=["recorded", "reversed", "paused"])
+def test_a_storm_of_50_created_before_they_start_is_one_batch_closing_soon_after_the_last_start(
+        gaps: list[float]) -> None:
+    """Fifty new services created first (as `docker compose up` does): the storm is known from the first
+    start on, so there is no leading-edge batch, and the batch stays open while created services have not
+    started yet, even across a pause longer than storm_quiet (up to STORM_PAUSE), until storm_quiet after the
+    last start."""
+    arrivals = compose_up(gaps)
+    found = run_created(arrivals)
+    starts = [item for _, item in arrivals if item.endswith("-start")]
+    assert len(found) == 1, [len(batch) for _, batch in found]
+    assert sorted(found[0][1]) == sorted(starts)
+    last = max(t for t, item in arrivals if item.endswith("-start"))
+    assert last + 0.5 - 1e-9 <= found[0][0] <= last + 0.5 + 1e-9
+
+
+@pytest.mark.parametrize(("waiting", "storm"), [(0, False), (3, False), (4, True)])
+def test_a_storm_from_creations_needs_storm_items_new_services_still_to_start(waiting: int, storm: bool) -> None:
+    """A lone `docker run` (create + start) and a compose file of 4 new services (3 still waiting when the
+    first starts) keep the leading edge: the first start is handed out on arrival.  With 4 still waiting it
+    is a storm from the first start on: one batch, storm_quiet after the last start."""
+    found = run_created(compose_up([0.3] * waiting))
+    if storm:
+        assert len(found) == 1 and found[0][0] == pytest.approx(1.0 + 0.3 * waiting + 0.5)
+    else:
+        assert found[0] == (1.0, ["s0/c-start"])  # the leading edge: at once
+
+
+@pytest.mark.parametrize("started_at", [2.0, 12.0])
+def test_creations_never_started_are_forgotten_after_storm_memory(started_at: float) -> None:
+    """Six new services created at 1 s and never started: a start within ``storm_memory`` (10 s) is held as
+    a storm on its way (for STORM_PAUSE, as nothing else comes); a start after that is handed out at once."""
+    arrivals = [(1.0 + 0.01 * i, f"create:idle{i}/c") for i in range(6)] + [(started_at, "web/c-start")]
+    found = run_created(arrivals)
+    stale = started_at - 1.0 > 10.0
+    assert found == [(pytest.approx(started_at + (0.0 if stale else STORM_PAUSE)), ["web/c-start"])]
+
+
+@pytest.mark.parametrize("new", [False, True])
+def test_containers_created_for_services_that_churn_are_no_storm(new: bool) -> None:
+    """Twelve services that churn (each container created 50 ms before it starts) are known services: their
+    creations are no storm on their way, and a new service waits at most one interval.  The same twelve
+    creations for services not seen before are a storm on its way."""
+    churning = churn(until=30.0, services=12, period=0.3)
+    creations = [(t - 0.05, f"create:{item.removesuffix('-start')}") for t, item in churning if item.endswith("-start")]
+    arrivals = churning + creations + [(10.0, "new/c-start")]
+    if new:
+        arrivals += [(9.0, f"create:fresh{i}/c") for i in range(4)] + [(10.8, f"fresh{i}/c-start") for i in range(4)]
+    found = run_created(arrivals)
+    waited = waits(found, {"new/c-start": 10.0})
+    if new:
+        assert waited["new/c-start"] >= 0.8 + 0.5 - 1e-9  # held until storm_quiet after the fresh services started
+    else:
+        assert waited["new/c-start"] <= 0.25 + PASS + 1e-9

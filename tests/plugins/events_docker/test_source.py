@@ -271,3 +271,26 @@ def test_an_unknown_label_is_warned_about_once_per_container_and_the_container_r
     src.sync(client, dirty={cid})
     again = [line for line in capsys.readouterr().err.splitlines() if "container_label_unknown" in line]
     assert len(again) == 1 and "cosmos.balanse" in again[0]  # a new misspelling is warned about again
+
+
+def test_created_containers_of_new_services_are_announced_to_the_storm_rule_until_they_start() -> None:
+    """`docker compose up` creates every container before it starts any: the pump announces each `create`
+    to the debouncer under its service (a storm on its way), and a `start`, `die` or `destroy` settles it
+    before the start is queued.  A container the name filter excludes is never announced."""
+    import queue as q
+
+    src = source.DockerSource(Settings(table="t1", options={"name_filter": "shop"}))
+    fed: q.Queue[str] = q.Queue()
+    for index in range(5):
+        src._on_event(_event("container", "create", f"c{index}", name=f"shop-s{index}",  # noqa: SLF001
+                             **{"cosmos.service": f"s{index}"}), fed)
+    src._on_event(_event("container", "create", "c9", name="blog-x", **{"cosmos.service": "x"}), fed)  # noqa: SLF001
+    src._on_event(_event("container", "create", "c8", name="shop-s0b", **{"cosmos.service": "s0"}), fed)  # noqa: SLF001
+    now = src.debouncer.clock()
+    assert fed.empty()  # a creation starts no pass
+    assert src.debouncer._awaited(now) == 5  # noqa: SLF001 - s0..s4 (s0 twice); blog-x is filtered out
+    src._on_event(_event("container", "start", "c1", name="shop-s1", **{"cosmos.service": "s1"}), fed)  # noqa: SLF001
+    src._on_event(_event("container", "destroy", "c2", name="shop-s2", **{"cosmos.service": "s2"}), fed)  # noqa: SLF001
+    src._on_event(_event("container", "die", "c3", name="shop-s3", **{"cosmos.service": "s3"}), fed)  # noqa: SLF001
+    assert src.debouncer._awaited(now) == 2  # noqa: SLF001 - s0 (two containers) and s4 still to start
+    assert fed.get_nowait() == "c1"

@@ -8,7 +8,10 @@
   rule: an event after ``debounce_interval`` (0.25 s) without a pass is acted on
   at once, a sooner one waits until that interval has passed, and a storm
   (``debounce_storm_containers`` new services within 0.6 s, services read from
-  the events' ``cosmos.service`` label) is gathered until it calms down.
+  the events' ``cosmos.service`` label) is gathered until it calms down.  Containers
+  created but not started yet are announced to the debouncer: when that many new
+  services are waiting to start (``docker compose up`` creates all first), the
+  storm is seen with the first start, and its batch stays open until they all started.
 * Each snapshot is the full picture of the host: one ``list`` call, an
   ``inspect`` of every container that is new or dirty (the verdicts of the
   others are cached), and :func:`labels.snapshot`.
@@ -70,6 +73,8 @@ def relevant(event: dict[str, Any]) -> str | None:
 DEADLY = frozenset({"2", "3", "9", "15", "SIGINT", "SIGQUIT", "SIGKILL", "SIGTERM"})
 #: Events after which a container that was being stopped is alive again.
 REVIVED = frozenset({"start", "restart", "unpause"})
+#: Events that end a container's "created, not started yet" state (the storm rule's pending creations).
+SETTLED = frozenset({"start", "restart", "die", "destroy"})
 
 
 def dying(event: dict[str, Any]) -> bool | None:
@@ -262,6 +267,10 @@ class DockerSource:
 
         * A container event's ``cosmos.service`` label is remembered (from
           ``create`` on), so the storm rule counts the container as its service.
+        * A ``create`` tells the debouncer that the container's service is on its
+          way (:meth:`Debouncer.created`), its ``start`` (or ``die``/``destroy``)
+          that it no longer is: many new services created and not started yet are
+          a storm from the first start on (``docker compose up`` creates all first).
         * Events of containers ``name_filter`` excludes start no pass (:meth:`wanted`).
         * A network event of a container that was not running at the last sync
           (``docker run`` connects the network *before* it starts the container)
@@ -279,6 +288,11 @@ class DockerSource:
                 if len(self._services) > 10_000:
                     self._services.clear()
                 self._services[cid] = f"service:{service}"
+            action = str(event.get("Action") or event.get("status") or "")
+            if action == "create" and cid and cid not in self._filtered:
+                self.debouncer.created(cid, self._service_of(cid))  # a storm on its way (`docker compose up`)
+            elif action in SETTLED:
+                self.debouncer.settled(cid)  # before its start is queued: the debouncer no longer awaits it
         if not container_id:
             return
         verdict = dying(event)
