@@ -9,7 +9,7 @@ handshake) per request.  wrk sends SNI ``localhost`` (the URL host); the
 measured service's certificate carries ``localhost`` besides its own name, and
 the Host header selects the service.
 
-    .venv/bin/python benchmarks/https_throughput.py --duration 10
+    .venv/bin/python benchmarks/https_throughput.py --duration 10 [--local]
     .venv/bin/python benchmarks/https_throughput.py --runs 1 --duration 1 --connections 4   # smoke
 """
 
@@ -49,8 +49,12 @@ def wrk(url: str, host: str, duration: int, connections: int, close: bool) -> di
     return {"rps": rps, "requests": total, "failed": failed, "non_2xx": int(bad.group(1)) if bad else 0}
 
 
-def start_case(work: Path, certs: int, backend_port: int) -> tuple[HAProxyProcess, int, int]:
-    """Generate the 1,000-service config with ``certs`` certificates and start HAProxy on it."""
+def start_case(work: Path, certs: int, backend_port: int, local: bool = False) -> tuple[HAProxyProcess, int, int]:
+    """Generate the 1,000-service config with ``certs`` certificates and start HAProxy on it.
+
+    ``local``: every backend answers 200 itself (``http-request return``) instead of proxying to
+    the busybox backend, so the figures are HAProxy's own routing and TLS cost, not the backend's.
+    """
     ca = make_ca()
     certs_dir = work / f"certs-{certs}"
     certs_dir.mkdir()
@@ -71,7 +75,11 @@ def start_case(work: Path, certs: int, backend_port: int) -> tuple[HAProxyProces
     subprocess.run([sys.executable, "-c", "from cosmos_core.cli import main; main()", "generate", str(payload),
                     "--store", f"sqlite://{work}/s-{certs}.db", "--certs-dir", str(certs_dir), "-o", str(out)],
                    env=env, check=True, capture_output=True)
-    out.write_text(localize(out.read_text()))
+    config = localize(out.read_text())
+    if local:
+        config = re.sub(r"(?m)^    server (\S+) .*$", r"    http-request return status 200 content-type text/plain string \1",
+                        config)
+    out.write_text(config)
     proc = HAProxyProcess(shutil.which("haproxy") or "/usr/sbin/haproxy", out, [http_port, https_port])
     return proc, http_port, https_port
 
@@ -80,6 +88,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--local", action="store_true",
+                        help="backends answer 200 inside HAProxy: measure HAProxy's TLS and routing cost, not busybox's")
     parser.add_argument("--rounds", "--runs", type=int, default=3, dest="rounds",
                         help="interleaved rounds; the median is reported (smoke: --runs 1 --duration 1)")
     args = parser.parse_args()
@@ -93,7 +103,7 @@ def main() -> None:
         cases = {}
         try:
             for n in (1, SERVICES):
-                cases[f"{n} certificate(s)"] = start_case(work, n, backend_port)
+                cases[f"{n} certificate(s)"] = start_case(work, n, backend_port, args.local)
             host = f"s{MEASURED}.example.test"
             runs: dict[str, dict[str, list[dict]]] = {case: {} for case in cases}
             for _ in range(args.rounds):  # interleaved, so machine noise hits every case alike
@@ -119,6 +129,9 @@ def main() -> None:
     for case, modes in report.items():
         for mode, r in modes.items():
             print(f"| {case} | {mode} | {r['rps']:.0f} | {r['requests']} | {r['failed']} |")
+    one, many = (report[f"{n} certificate(s)"] for n in (1, SERVICES))
+    print("\nreq/s with 1,000 certificates / with 1:",
+          ", ".join(f"{mode} {many[mode]['rps'] / one[mode]['rps']:.2f}" for mode in one))
 
 
 if __name__ == "__main__":
