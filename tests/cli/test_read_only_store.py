@@ -133,3 +133,15 @@ def test_certs_on_a_path_that_is_not_a_sqlite_file_warns_and_lists_the_directory
     assert result.stderr == (f"cosmos: warning: store sqlite://{path}: is not a SQLite database; check the path "
                              "(nothing was stored or written); listing the certificates of --certs-dir only\n")
     assert path.read_text() == "not a database\n"
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["fleet", "status"]])
+def test_a_table_name_no_store_can_hold_is_bad_input_for_every_reader(runner, tmp_path, command) -> None:
+    """Fresh-user review: ``status --table 'bad name'`` printed "0 service(s)" and exit 0, while
+    ``generate`` and ``fleet status`` refuse that name."""
+    url = f"sqlite://{tmp_path / 'here.db'}"
+    assert runner.invoke(app, ["generate", "--no-check", str(SEED), "--store", url]).exit_code == 0
+    result = runner.invoke(app, [*command, "--store", url, "--table", "bad name"])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("cosmos: error: table: ")
+    assert "'bad name'" in result.stderr and result.stdout == ""

@@ -26,6 +26,10 @@ def status(
     with common.errors(settings.debug):
         from cosmos_core.runtime import Runtime
         from cosmos_core.status import collect, haproxy_report
+        from cosmos_core.validate import check_name
+
+        if table is not None:  # a name no store can hold is bad input, as in generate and fleet status
+            check_name(table, "table")
 
         runtime = Runtime(settings, create_store=False)
         try:
